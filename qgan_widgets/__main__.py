@@ -1,0 +1,40 @@
+"""Command line: ``python -m qgan_widgets COMMAND [options]`` (also installed as ``qgan-widgets``).
+
+Each command lives in the module named after its concept; this file only dispatches, importing
+the module (and so TensorFlow) only when its command runs.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "info": ("qgan_widgets.info", "check the installed stack and say which SAT-4 data would be used"),
+    "demo": ("qgan_widgets.demo", "the main job: VAE, quantum and classical latent GANs, FD scores"),
+    "bench": ("qgan_widgets.bench", "benchmarks (e.g. `bench generator`): figures, not tests"),
+    "sweep": ("qgan_widgets.experiments", "the capacity-scaling study on Ray"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m qgan_widgets COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<7} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`python -m qgan_widgets COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"qgan_widgets: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

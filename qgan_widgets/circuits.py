@@ -1,0 +1,202 @@
+"""The style-based quantum generator's circuit (Bravo-Prieto et al. 2022), built in Cirq.
+
+Taught in notebook ``03_style_quantum_generator``. Per layer and qubit: RY, RZ, RY, RZ; then the
+layer's entangling gates; after the last layer one RY per qubit. Every parameterised gate ``k``
+(controlled ones too) has its own sympy symbol ``theta_k`` whose value, for one noise sample
+``xi``, is::
+
+    theta_k = w_k * xi[j_k] + b_k,      j_k = k mod noise_dim
+
+with a trainable weight ``w_k`` and bias ``b_k`` per gate: the noise enters every gate, as the
+"style" enters every layer of a style-based GAN. The circuit is built by small functions of
+``(qubits, symbols)``, as in TensorFlow Quantum's tutorials; every simulator backend compiles the
+same :class:`StyleCircuit`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cirq
+import numpy as np
+import sympy
+
+ENTANGLERS = ("none", "cry-ring", "cry-pairs", "cz-ring")
+READOUTS = ("z", "xz")
+
+
+@dataclass(frozen=True)
+class GateInfo:
+    """One parameterised gate: its symbol, kind ('ry', 'rz', 'cry'), qubit indices and layer.
+
+    ``layer`` is ``num_layers`` for the final RY layer. ``noise_index`` is ``j_k``.
+    """
+
+    index: int
+    symbol: sympy.Symbol
+    kind: str
+    qubits: tuple[int, ...]
+    layer: int
+    noise_index: int
+
+
+@dataclass(frozen=True)
+class StyleCircuit:
+    """A built style circuit: the Cirq circuit with symbols plus the table of its gates."""
+
+    num_qubits: int
+    num_layers: int
+    entangler: str
+    noise_dim: int
+    qubits: tuple[cirq.LineQubit, ...]
+    circuit: cirq.Circuit
+    gates: tuple[GateInfo, ...]
+
+    @property
+    def symbols(self) -> tuple[sympy.Symbol, ...]:
+        """The symbols in gate order (the column order of an angle batch)."""
+        return tuple(g.symbol for g in self.gates)
+
+    @property
+    def symbol_names(self) -> list[str]:
+        return [str(s) for s in self.symbols]
+
+    @property
+    def noise_index(self) -> np.ndarray:
+        """``j_k`` for every gate ``k``, as an int64 array of shape (num_gates,)."""
+        return np.array([g.noise_index for g in self.gates], dtype=np.int64)
+
+    @property
+    def num_gates(self) -> int:
+        return len(self.gates)
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameters: a weight and a bias per parameterised gate."""
+        return 2 * len(self.gates)
+
+    def resolve(self, angles: Sequence[float]) -> cirq.Circuit:
+        """The circuit with every symbol replaced by the given angles (gate order)."""
+        angles = np.asarray(angles, dtype=np.float64).reshape(-1)
+        if angles.shape[0] != self.num_gates:
+            raise ValueError(f"angles: expected {self.num_gates} values (one per gate), got {angles.shape[0]}")
+        return cirq.resolve_parameters(self.circuit, dict(zip(self.symbol_names, angles.tolist())))
+
+
+def check_size(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer >= ``minimum``, else raise a clear ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            raise ValueError(f"{name} must be an integer, got the float {value!r}; write {int(value)}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def entangler_pairs(entangler: str, num_qubits: int, layer: int) -> list[tuple[int, int]]:
+    """(control, target) qubit indices of one layer's entangling gates."""
+    if entangler not in ENTANGLERS:
+        raise ValueError(f"entangler must be one of {', '.join(ENTANGLERS)}; got {entangler!r}")
+    if entangler == "none" or num_qubits == 1:
+        return []
+    if entangler == "cry-pairs":
+        if num_qubits != 3:
+            raise ValueError(
+                f"entangler 'cry-pairs' is the original 3-qubit pattern and needs num_qubits=3, got "
+                f"{num_qubits}; use 'cry-ring' for other sizes"
+            )
+        return [(0, 1), (0, 2)] if layer % 2 == 0 else [(1, 2), (2, 0)]
+    if num_qubits == 2:  # a ring of two would repeat the same pair twice for CZ
+        return [(0, 1), (1, 0)] if entangler == "cry-ring" else [(0, 1)]
+    return [(i, (i + 1) % num_qubits) for i in range(num_qubits)]
+
+
+def rotation_layer(qubits: Sequence[cirq.Qid], symbols: Sequence[sympy.Symbol]) -> list[cirq.Operation]:
+    """RY RZ RY RZ on every qubit: four symbols per qubit, in qubit-major order."""
+    ops = []
+    for i, q in enumerate(qubits):
+        s = symbols[4 * i : 4 * i + 4]
+        ops += [cirq.ry(s[0]).on(q), cirq.rz(s[1]).on(q), cirq.ry(s[2]).on(q), cirq.rz(s[3]).on(q)]
+    return ops
+
+
+def entangling_layer(
+    qubits: Sequence[cirq.Qid], pairs: Sequence[tuple[int, int]], symbols: Sequence[sympy.Symbol] | None
+) -> list[cirq.Operation]:
+    """Controlled-RY gates on the (control, target) pairs, or parameter-free CZs if ``symbols`` is None."""
+    if symbols is None:
+        return [cirq.CZ(qubits[c], qubits[t]) for c, t in pairs]
+    return [cirq.ry(s).on(qubits[t]).controlled_by(qubits[c]) for (c, t), s in zip(pairs, symbols)]
+
+
+def final_layer(qubits: Sequence[cirq.Qid], symbols: Sequence[sympy.Symbol]) -> list[cirq.Operation]:
+    """One RY per qubit."""
+    return [cirq.ry(s).on(q) for q, s in zip(qubits, symbols)]
+
+
+def style_circuit(
+    num_qubits: int, num_layers: int, entangler: str = "cry-ring", noise_dim: int | None = None
+) -> StyleCircuit:
+    """Build the style-based generator circuit with one sympy symbol per parameterised gate."""
+    n = check_size("num_qubits", num_qubits)
+    layers = check_size("num_layers", num_layers)
+    noise_dim = n if noise_dim is None else check_size("noise_dim", noise_dim)
+    qubits = tuple(cirq.LineQubit.range(n))
+    gates: list[GateInfo] = []
+
+    def new_symbols(count: int, kinds: Sequence[str], wires: Sequence[tuple[int, ...]], layer: int):
+        out = []
+        for kind, wire in zip(kinds, wires):
+            k = len(gates)
+            sym = sympy.Symbol(f"theta_{k}")
+            gates.append(GateInfo(k, sym, kind, tuple(wire), layer, k % noise_dim))
+            out.append(sym)
+        assert len(out) == count
+        return out
+
+    circuit = cirq.Circuit()
+    for layer in range(layers):
+        kinds = ["ry", "rz", "ry", "rz"] * n
+        wires = [(q,) for q in range(n) for _ in range(4)]
+        circuit += rotation_layer(qubits, new_symbols(4 * n, kinds, wires, layer))
+        pairs = entangler_pairs(entangler, n, layer)
+        if entangler == "cz-ring":
+            circuit += entangling_layer(qubits, pairs, None)
+        elif pairs:
+            circuit += entangling_layer(qubits, pairs, new_symbols(len(pairs), ["cry"] * len(pairs), pairs, layer))
+    circuit += final_layer(qubits, new_symbols(n, ["ry"] * n, [(q,) for q in range(n)], layers))
+    return StyleCircuit(n, layers, entangler, noise_dim, qubits, circuit, tuple(gates))
+
+
+def count_parameters(num_qubits: int, num_layers: int, entangler: str = "cry-ring") -> int:
+    """Trainable parameters (weights and biases) of the style circuit, without building it.
+
+    Reproduces the style-qGAN paper: 1 qubit, 1 layer, no entangler = 10; 3 qubits with
+    ``"cry-pairs"``: 1 layer = 34, 2 layers = 62; ``"cry-ring"``: 10 n L + 2 n.
+    """
+    n = check_size("num_qubits", num_qubits)
+    layers = check_size("num_layers", num_layers)
+    gates = 4 * n * layers + n
+    if entangler != "cz-ring":
+        gates += sum(len(entangler_pairs(entangler, n, layer)) for layer in range(layers))
+    else:
+        entangler_pairs(entangler, n, 0)  # validates the name
+    return 2 * gates
+
+
+def readout_observables(qubits: Sequence[cirq.Qid], readout: str = "z") -> list[cirq.PauliString]:
+    """Pauli observables in output-column order: ``"z"`` -> Z_k; ``"xz"`` -> all X_k, then all Z_k."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
+    zs = [cirq.Z(q) * 1.0 for q in qubits]
+    if readout == "z":
+        return zs
+    return [cirq.X(q) * 1.0 for q in qubits] + zs
+
+
+def latent_dim_for(num_qubits: int, readout: str = "z") -> int:
+    """Length of the latent vector the circuit's readout produces."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
+    return num_qubits if readout == "z" else 2 * num_qubits
