@@ -33,6 +33,7 @@ def ensure_legacy_keras() -> None:
             f"because TensorFlow Quantum's layers are Keras 2 layers. Unset it or set it to 1. {_FIX}"
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of notebooks
     tf = sys.modules.get("tensorflow")
     if tf is None:
         return
