@@ -1,0 +1,231 @@
+"""The scaling analysis: optimal critic rule, exponential / power-law fits, bootstrap CI, report."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qgan_widgets import scaling
+from qgan_widgets.scaling import (
+    OptimalityRule, ScalingError, analyze, bootstrap_b, compare_fits, fit_exponential, fit_power, optimal_critic,
+)
+
+
+def trial(kind="quantum", label="g1", cg=50, width=8, cp=100, seed=0, fd=1.0, stable=True, status="done"):
+    return dict(generator_kind=kind, generator_label=label, generator_params=cg, critic_width=width,
+                critic_depth=2, critic_params=cp, seed=seed, final_fd=fd, stable=stable, status=status)
+
+
+def table(*rows) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+# ---------------------------------------------------------------------------------------- fits
+
+
+def test_fit_exponential_recovers_a_and_b_exactly():
+    cg = np.array([20.0, 40, 60, 80, 100])
+    fit = fit_exponential(cg, np.exp(2.5 + 0.03 * cg))
+    assert fit.a == pytest.approx(2.5, abs=1e-9) and fit.b == pytest.approx(0.03, abs=1e-12)
+    assert fit.r2 == pytest.approx(1.0) and fit.n == 5
+    assert fit.predict([50])[0] == pytest.approx(math.exp(2.5 + 1.5))
+    d = fit.to_dict()
+    assert {"a", "b", "r2", "se_b", "aic", "formula"} <= set(d) and "cg" not in d
+
+
+def test_fit_exponential_recovers_b_from_noisy_data():
+    rng = np.random.default_rng(1)
+    cg = np.repeat(np.linspace(20, 200, 10), 3)
+    cd = np.exp(1.0 + 0.02 * cg + rng.normal(0, 0.1, cg.size))
+    fit = fit_exponential(cg, cd)
+    assert abs(fit.b - 0.02) < 3 * fit.se_b and abs(fit.b - 0.02) < 0.002
+    assert fit.r2 > 0.95
+
+
+def test_model_comparison_prefers_the_true_law():
+    rng = np.random.default_rng(2)
+    cg = np.geomspace(10, 2000, 10)
+    noise = rng.normal(0, 0.05, cg.size)
+    power_cd = np.exp(1.0 + 0.8 * np.log(cg) + noise)
+    exp_cd = np.exp(1.0 + 0.003 * cg + noise)
+    e, p = fit_exponential(cg, power_cd), fit_power(cg, power_cd)
+    assert p.b == pytest.approx(0.8, abs=0.05)
+    assert compare_fits(e, p)[0] == "power" and p.r2 > e.r2
+    e, p = fit_exponential(cg, exp_cd), fit_power(cg, exp_cd)
+    assert compare_fits(e, p)[0] == "exponential"
+
+
+def test_two_points_fit_exactly_and_are_called_indistinguishable():
+    e, p = fit_exponential([10, 20], [100, 400]), fit_power([10, 20], [100, 400])
+    assert e.r2 == pytest.approx(1) and compare_fits(e, p)[0] == "indistinguishable"
+
+
+@pytest.mark.parametrize("cg, cd, what", [
+    ([10], [100], "at least 2 distinct"),
+    ([10, 10, 10], [1, 2, 3], "at least 2 distinct"),
+    ([10, 20], [100], "same length"),
+    ([10, 20], [100, 0], "> 0"),
+    ([10, np.nan], [100, 200], "finite"),
+])
+def test_fit_rejects_bad_points(cg, cd, what):
+    with pytest.raises(ScalingError, match=what):
+        fit_exponential(cg, cd)
+
+
+# ------------------------------------------------------------------------------ optimality rule
+
+
+def test_min_fd_picks_the_lowest_mean_fd_over_seeds():
+    df = table(
+        trial(width=4, cp=45, seed=0, fd=3.0), trial(width=4, cp=45, seed=1, fd=3.2),
+        trial(width=8, cp=121, seed=0, fd=1.0), trial(width=8, cp=121, seed=1, fd=2.0),  # mean 1.5
+        trial(width=16, cp=369, seed=0, fd=0.5), trial(width=16, cp=369, seed=1, fd=2.9),  # mean 1.7
+    )
+    opt = optimal_critic(df)
+    assert len(opt) == 1
+    row = opt.iloc[0]
+    assert row.critic_width == 8 and row.critic_params == 121 and row.fd_mean == pytest.approx(1.5)
+    assert row.status == "ok" and row.at_edge == "" and row.n_seeds == 2 and row.n_stable == 2
+
+
+def test_unstable_seed_disqualifies_a_critic_by_default_and_not_with_a_lower_share():
+    df = table(
+        trial(width=4, cp=45, seed=0, fd=2.0), trial(width=4, cp=45, seed=1, fd=2.0),
+        trial(width=8, cp=121, seed=0, fd=0.5), trial(width=8, cp=121, seed=1, fd=9.0, stable=False),
+    )
+    assert optimal_critic(df).iloc[0].critic_width == 4
+    lenient = optimal_critic(df, {"min_stable_fraction": 0.5}).iloc[0]
+    assert lenient.critic_width == 8 and lenient.fd_mean == pytest.approx(0.5)  # mean over stable seeds
+    assert lenient.at_edge == "largest"
+
+
+def test_ties_go_to_the_smallest_critic_and_are_reported():
+    df = table(trial(width=16, cp=369, fd=1.0), trial(width=8, cp=121, fd=1.0), trial(width=32, cp=1249, fd=2.0))
+    row = optimal_critic(df).iloc[0]
+    assert row.critic_width == 8 and row.status == "tie" and "[8, 16]" in row.note
+
+
+def test_no_stable_trial_and_no_finished_trial_are_kept_and_reported():
+    df = table(
+        trial(label="a", cg=10, width=4, cp=45, fd=1.0, stable=False),
+        trial(label="a", cg=10, width=8, cp=121, fd=np.nan, stable=False),
+        trial(label="b", cg=20, width=4, cp=45, fd=np.nan, stable=None, status="failed"),
+        trial(label="c", cg=30, width=4, cp=45, fd=1.0),
+        trial(label="c", cg=30, width=8, cp=121, fd=0.2, stable=True, status="failed"),  # failed rows never count
+    )
+    opt = optimal_critic(df).set_index("generator_label")
+    assert opt.loc["a", "status"] == "no stable trial" and math.isnan(opt.loc["a", "critic_params"])
+    assert "w4: 0/1 stable" in opt.loc["a", "note"]
+    assert opt.loc["b", "status"] == "no finished trial"
+    assert opt.loc["c", "critic_width"] == 4 and opt.loc["c", "status"] == "ok"
+
+
+def test_smallest_within_rule():
+    df = table(trial(width=4, cp=45, fd=1.2), trial(width=8, cp=121, fd=1.04), trial(width=16, cp=369, fd=1.0))
+    assert optimal_critic(df, "min_fd").iloc[0].critic_width == 16
+    row = optimal_critic(df, {"name": "smallest_within", "tolerance": 0.05}).iloc[0]
+    assert row.critic_width == 8 and "[8, 16]" in row.note
+    assert optimal_critic(df, {"name": "smallest_within", "tolerance": 0.25}).iloc[0].at_edge == "smallest"
+
+
+def test_optimum_is_per_generator_and_kind():
+    df = table(
+        trial("quantum", "q1", 48, 4, 45, fd=1.0), trial("quantum", "q1", 48, 8, 121, fd=2.0),
+        trial("quantum", "q2", 88, 4, 45, fd=2.0), trial("quantum", "q2", 88, 8, 121, fd=1.0),
+        trial("classical", "c1", 40, 4, 45, fd=0.1), trial("classical", "c1", 40, 8, 121, fd=2.0),
+    )
+    opt = optimal_critic(df).set_index("generator_label")
+    assert opt.loc[["c1", "q1", "q2"], "critic_width"].tolist() == [4, 4, 8]
+
+
+@pytest.mark.parametrize("rule, what", [
+    ("best", "must be one of"), ({"name": "min_fd", "tolrance": 0.1}, "unknown key"),
+    ({"min_stable_fraction": 1.5}, "min_stable_fraction"), ({"tolerance": -1}, "tolerance"),
+])
+def test_bad_rules_are_rejected(rule, what):
+    with pytest.raises(ScalingError, match=what):
+        OptimalityRule.from_value(rule)
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ScalingError, match="critic_params"):
+        optimal_critic(pd.DataFrame([{"generator_kind": "quantum", "seed": 0}]))
+
+
+# ------------------------------------------------------------------------------------ bootstrap
+
+
+def synthetic_sweep(a=2.0, b=0.02, cgs=(40, 80, 120, 160, 200), n_seeds=8, noise=0.25, seed=0, kind="quantum"):
+    """Trials whose per-seed optimum is exp(a + b*C_G + seed noise) on a fine geometric critic grid."""
+    rng = np.random.default_rng(seed)
+    cps = np.unique(np.round(np.geomspace(5, 20000, 60)).astype(int))
+    rows = []
+    for cg in cgs:
+        for s in range(n_seeds):
+            best = a + b * cg + rng.normal(0, noise)
+            for w, cp in enumerate(cps):
+                rows.append(trial(kind, f"{kind[0]}{cg}", cg, w + 1, cp, s, fd=(np.log(cp) - best) ** 2 + 0.1))
+    return pd.DataFrame(rows)
+
+
+def test_bootstrap_ci_contains_the_true_b():
+    df = synthetic_sweep()
+    boot = bootstrap_b(df, "quantum", n_boot=300, seed=0)
+    lo, hi = boot["ci_b"]
+    assert lo < 0.02 < hi and hi - lo < 0.01
+    assert boot["n_valid"] == 300 and boot["n_seeds"] == 8
+    fit = fit_exponential(*optimal_critic(df)[["generator_params", "critic_params"]].to_numpy().T)
+    assert lo <= fit.b <= hi
+
+
+def test_bootstrap_ci_includes_zero_for_flat_data():
+    lo, hi = bootstrap_b(synthetic_sweep(b=0.0, noise=0.4, seed=3), "quantum", n_boot=300)["ci_b"]
+    assert lo < 0 < hi
+
+
+# --------------------------------------------------------------------------------- the analysis
+
+
+def test_analyze_writes_fit_json_figure_and_report(tmp_path):
+    df = pd.concat([synthetic_sweep(n_seeds=4), synthetic_sweep(b=0.03, cgs=(30, 60, 90), n_seeds=4, kind="classical")])
+    df.to_csv(tmp_path / "trials.csv", index=False)
+    (tmp_path / "sweep.json").write_text(json.dumps({"name": "synthetic", "analysis": {"n_boot": 100}}))
+    res = analyze(tmp_path)
+    fits = json.loads((tmp_path / "fit.json").read_text())
+    for kind, b in (("quantum", 0.02), ("classical", 0.03)):
+        f = fits[kind]
+        assert {"a", "b", "r2", "ci_b", "power", "preferred", "verdict"} <= set(f)
+        assert f["b"] == pytest.approx(b, abs=0.008) and f["ci_b"][0] < f["b"] < f["ci_b"][1]
+        assert f["bootstrap"]["n_boot"] == 100
+    assert (tmp_path / "scaling.png").stat().st_size > 5000
+    assert len(pd.read_csv(tmp_path / "optimal.csv")) == 8
+    report = (tmp_path / "report.md").read_text()
+    assert "synthetic" in report and "What the data support" in report and "excludes 0" in report
+    assert res["report"] == report
+
+
+def test_report_says_when_there_are_too_few_points(tmp_path):
+    df = table(
+        trial("quantum", "q1", 48, 4, 45, fd=1.0), trial("quantum", "q1", 48, 8, 121, fd=2.0),
+        trial("quantum", "q2", 88, 4, 45, fd=2.0), trial("quantum", "q2", 88, 8, 121, fd=1.0),
+        trial("quantum", "q3", 128, 4, 45, fd=2.0, stable=False),
+    )
+    df.to_csv(tmp_path / "trials.csv", index=False)
+    fits = analyze(tmp_path, n_boot=50)["fits"]
+    text = " ".join(fits["quantum"]["verdict"])
+    assert "Only 2 quantum generator capacities" in text and "q3 (no stable trial)" in text
+    assert "edge of the critic grid" in text
+    assert fits["classical"]["verdict"] == ["No classical generator was in the sweep."]
+
+
+def test_analyze_needs_trials_csv(tmp_path):
+    with pytest.raises(ScalingError, match="trials.csv"):
+        analyze(tmp_path)
+
+
+def test_markdown_table_formats_numbers():
+    text = scaling.markdown_table(pd.DataFrame({"x": [1.0, 2.5, np.nan], "y": ["a", "b|c", "d"]}))
+    assert text.splitlines()[2] == "| 1 | a |" and "b/c" in text and "|  | d |" in text
