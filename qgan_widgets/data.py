@@ -272,10 +272,44 @@ def _copy_images(dst: np.ndarray, src, order: tuple[int, ...], axis_n: int, chun
         dst[start:start + chunk] = np.asarray(src[tuple(sl)]).transpose(order)
 
 
+def _v5_truncation(path: Path) -> str | None:
+    """Walk the top-level elements of a MATLAB v5 file; say what is missing if it is cut short.
+
+    scipy lists the variables it can find and silently stops at a truncated one, so a download cut
+    in the middle would look like a file with missing keys.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(128)
+        if not header.startswith(b"MATLAB 5.0") or len(header) < 128:
+            return None  # not v5 (scipy reads v4 too, and reports problems itself)
+        order = "<" if header[126:128] == b"IM" else ">"
+        pos = 128
+        while pos < size:
+            f.seek(pos)
+            tag = f.read(8)
+            if len(tag) < 8:
+                return f"ends inside an element header at byte {pos} of {size}"
+            dtype, nbytes = np.frombuffer(tag, dtype=f"{order}u4")
+            if dtype >> 16:  # small data element: data packed into the tag
+                pos += 8
+                continue
+            end = pos + 8 + int(nbytes)
+            if dtype == 14:  # miMATRIX elements are padded to 8 bytes
+                end += -int(nbytes) % 8
+            if end > size + 7:
+                return f"an element at byte {pos} needs {int(nbytes):,} bytes but the file ends at {size:,}"
+            pos = end
+    return None
+
+
 def _mat_v5(path: Path, split: str, tmp: Path) -> None:
     import scipy.io
 
     xk, yk = f"{split}_x", f"{split}_y"
+    cut = _v5_truncation(path)
+    if cut:
+        raise DatasetError(f"{path}: truncated or corrupt .mat file ({cut}; download it again?)")
     try:
         info = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(str(path))}
     except Exception as exc:  # noqa: BLE001 - scipy raises many kinds for a damaged file
@@ -402,7 +436,8 @@ def _read_csv_rows(path: Path, ncols: int, what: str, sink) -> int:
             line0 = start + 1 + int(header)  # file line of the chunk's first row
             if chunk.shape[1] != ncols:
                 raise DatasetError(
-                    f"{path}: rows have {chunk.shape[1]} values, expected {ncols} ({what}) at line {line0}"
+                    f"{path}: ragged or wrong-width rows: {chunk.shape[1]} values at line {line0}, "
+                    f"expected {ncols} ({what})"
                 )
             values = _numeric(chunk, path, line0)
             if np.isnan(values).any():

@@ -3,8 +3,9 @@
 Used when no real SAT-4 files are available (the full data set is a 1.4 GB download that users make
 themselves), so every notebook, test and demo runs out of the box. It is a STAND-IN: everything that
 shows it says so. :func:`synthetic_sat4` is deterministic in its seed, vectorised numpy (20,000
-tiles take about a second) and prefix-stable (the first ``n`` tiles do not depend on how many are
-asked for). Classes are balanced (the real SAT-4 is not quite: the 100-image sample is 23/22/15/40).
+tiles take a few seconds) and prefix-stable (the first ``n`` tiles do not depend on how many are
+asked for). Classes are balanced: every run of four tiles holds each class once (the real SAT-4 is not
+quite balanced: the 100-image sample is 23/22/15/40).
 
 How a tile is made: an image-mean colour is drawn per tile from the class's measured distribution
 (band means, spreads and the correlation between bands across images); a zero-mean texture is built
@@ -257,7 +258,8 @@ def _lag1(dev: np.ndarray) -> np.ndarray:
 def _block(seed: int, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, ("train", "test").index(split), index])
     rng = np.random.default_rng(ss)
-    y = rng.permutation(np.arange(_BLOCK) % 4)
+    # each run of 4 tiles holds every class once, in random order: any prefix is balanced
+    y = rng.permuted(np.tile(np.arange(4), (_BLOCK // 4, 1)), axis=1).ravel()
     x = np.empty((_BLOCK, SIZE, SIZE, 4), dtype=np.uint8)
     for c in range(4):
         idx = np.flatnonzero(y == c)
