@@ -200,3 +200,114 @@ def latent_dim_for(num_qubits: int, readout: str = "z") -> int:
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
     return num_qubits if readout == "z" else 2 * num_qubits
+
+
+# ---------------------------------------------------------------------------------------------
+# Looking at a circuit: text, SVG, QASM and the noise-to-angle gate table (notebook 03).
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_circuit(circuit) -> cirq.Circuit:
+    """Accept a :class:`StyleCircuit` or a ``cirq.Circuit`` and return the Cirq circuit."""
+    if isinstance(circuit, StyleCircuit):
+        return circuit.circuit
+    if isinstance(circuit, cirq.AbstractCircuit):
+        return cirq.Circuit(circuit)
+    raise ValueError(f"expected a StyleCircuit or a cirq.Circuit, got {type(circuit).__name__}")
+
+
+def to_text(circuit) -> str:
+    """The circuit (``StyleCircuit`` or ``cirq.Circuit``) as Cirq's text diagram (notebook 03)."""
+    return _as_circuit(circuit).to_text_diagram(transpose=False)
+
+
+def to_svg(circuit) -> str:
+    """The circuit as an SVG string (``cirq.contrib.svg``), for notebooks and the dashboard.
+
+    In a notebook, ``IPython.display.SVG(to_svg(style))`` shows it; symbols are printed by name,
+    resolved angles as multiples of pi (notebook 03).
+    """
+    from cirq.contrib.svg import circuit_to_svg
+
+    return circuit_to_svg(_as_circuit(circuit))
+
+
+def cry_to_cnots(op: cirq.Operation) -> list[cirq.Operation] | cirq.Operation:
+    """Replace a controlled RY by the exact ``RY(t/2); CX; RY(-t/2); CX`` sequence; keep other ops.
+
+    With the control in |0> the two half-rotations cancel; with it in |1> the CXs flip the sign of
+    the middle rotation (X RY(a) X = RY(-a)), giving RY(t) on the target. No global phase.
+    """
+    if isinstance(op, cirq.ControlledOperation) and len(op.controls) == 1:
+        sub = op.sub_operation
+        if isinstance(sub.gate, cirq.Ry) and all(v == (1,) for v in op.control_values.expand()):
+            (control,), (target,) = op.controls, sub.qubits
+            half = sub.gate.exponent * np.pi / 2  # cirq.ry(t) has exponent t / pi
+            return [
+                cirq.ry(half).on(target),
+                cirq.CNOT(control, target),
+                cirq.ry(-half).on(target),
+                cirq.CNOT(control, target),
+            ]
+    return op
+
+
+def to_qasm(resolved_circuit) -> str:
+    """OpenQASM 2.0 text of a fully resolved circuit, to run the generator on hardware (notebook 03).
+
+    Take the circuit of one sample from ``QuantumGenerator.circuit_for(noise)`` or
+    ``StyleCircuit.resolve(angles)``. Controlled RYs are written as ``ry`` / ``cx`` (see
+    :func:`cry_to_cnots`); RZ is exported as ``rz``, equal up to a global phase.
+    """
+    circuit = _as_circuit(resolved_circuit)
+    if cirq.is_parameterized(circuit):
+        names = sorted(str(s) for s in cirq.parameter_symbols(circuit))
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        raise ValueError(
+            f"to_qasm needs a resolved circuit, but {len(names)} symbols are unresolved ({shown}); use "
+            "QuantumGenerator.circuit_for(noise_vector) or StyleCircuit.resolve(angles) first"
+        )
+    flat = cirq.map_operations_and_unroll(circuit, lambda op, _: cry_to_cnots(op))
+    return cirq.qasm(flat)
+
+
+def gate_table(style: StyleCircuit, weights=None, biases=None, noise=None):
+    """One row per parameterised gate: how the noise reaches the angles (notebook 03).
+
+    Columns ``gate`` (k), ``symbol``, ``kind`` ('ry', 'rz', 'cry'), ``qubits`` ('2' or '0->1' for
+    control -> target), ``layer`` (``num_layers`` is the final RY layer) and ``noise_index`` (j_k).
+    Given the weights ``w`` and biases ``b`` (length ``num_gates``) it adds them; given one noise
+    vector ``xi`` (length ``noise_dim``) too, it adds ``xi_j`` and ``angle = w_k * xi_j + b_k``.
+    """
+    import pandas as pd
+
+    if not isinstance(style, StyleCircuit):
+        raise ValueError(f"gate_table needs a StyleCircuit (from style_circuit), got {type(style).__name__}")
+    rows = {
+        "gate": [g.index for g in style.gates],
+        "symbol": [str(g.symbol) for g in style.gates],
+        "kind": [g.kind for g in style.gates],
+        "qubits": ["->".join(str(q) for q in g.qubits) for g in style.gates],
+        "layer": [g.layer for g in style.gates],
+        "noise_index": [g.noise_index for g in style.gates],
+    }
+
+    def vector(name, value, length, what):
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+        if arr.shape[0] != length:
+            raise ValueError(f"{name}: expected {length} values ({what}), got {arr.shape[0]}")
+        return arr
+
+    if (weights is None) != (biases is None):
+        raise ValueError("gate_table: give both weights and biases, or neither")
+    if noise is not None and weights is None:
+        raise ValueError("gate_table: the angles need weights and biases as well as the noise")
+    if weights is not None:
+        w = vector("weights", weights, style.num_gates, "one per gate")
+        b = vector("biases", biases, style.num_gates, "one per gate")
+        rows["w"], rows["b"] = w, b
+        if noise is not None:
+            xi = vector("noise", noise, style.noise_dim, "one noise vector of length noise_dim")
+            rows["xi_j"] = xi[style.noise_index]
+            rows["angle"] = w * rows["xi_j"] + b
+    return pd.DataFrame(rows)
