@@ -1,0 +1,851 @@
+"""The WGAN-GP training loop, its run directory, checkpoints and callbacks.
+
+Taught in notebook ``04_training``. One loop trains either generator kind (quantum or classical,
+see the generator contract in ``docs/DESIGN.md``) against a :class:`~qgan_widgets.critic.Critic` in
+the VAE's latent space. Per step (one ``tf.function``, traced once):
+
+1. ``n_critic`` critic updates. Each takes a batch of real latents and a batch of generated ones
+   and minimises ``D(fake) - D(real) + gp_weight * GP`` where the gradient penalty
+   ``GP = mean((|grad D(x_hat)|_2 - 1)^2)`` is taken at random interpolates
+   ``x_hat = e * real + (1 - e) * fake``, ``e ~ U(0, 1)`` per sample (Gulrajani et al. 2017).
+2. One generator update minimising ``-D(G(xi))`` with fresh noise ``xi ~ N(0, 1)``.
+
+The step records ``d_loss`` (critic loss incl. penalty), ``w_estimate`` (``mean D(real) - mean
+D(fake)``, the critic's estimate of the Wasserstein-1 distance), ``gp`` and ``grad_norm_d`` (each
+averaged over the ``n_critic`` updates), ``g_loss`` and ``grad_norm_g`` (global gradient norms).
+
+Every random number (real batch indices, noise, interpolation weights) comes from one seeded
+``tf.random.Generator`` whose state is checkpointed with the weights and both Adam optimisers, so
+a run is reproducible from its seed and a run killed and resumed from its last checkpoint ends with
+the same weights and metrics as an uninterrupted one.
+
+Every ``eval_every`` steps the trainer computes ``fd_latent`` (Frechet distance in the latent space
+between the generator's output on a fixed noise batch and the real latents: cheap, for live views)
+and calls the optional ``evaluator(generator, step) -> (scores, samples)`` (e.g.
+``pipeline.Workspace.evaluator()``, which scores decoded images in classifier features).
+
+A run directory (``out_dir``) holds::
+
+    config.json          train config, generator and critic configs, seed, real-latent fingerprint
+    metrics.csv          one row per step (appended as training goes)
+    evals.csv            one row per evaluation
+    samples_XXXXX.png    sample grids, when the evaluator returns images
+    checkpoints/step-XXXXXX/   the last two checkpoints (written atomically)
+
+NaN/inf losses or gradients, or losses/gradient norms above the thresholds of :class:`TrainConfig`
+for ``divergence_patience`` consecutive steps, stop the run with :class:`TrainingDiverged`; the
+last good checkpoint stays on disk (a diverged state is never checkpointed).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from qgan_widgets import metrics
+from qgan_widgets._tf import keras, tf
+from qgan_widgets.critic import Critic
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "Callback",
+    "WGANGPTrainer",
+    "gradient_penalty",
+    "run_training",
+    "latest_checkpoint",
+    "STEP_KEYS",
+]
+
+STEP_KEYS = ("step", "d_loss", "g_loss", "w_estimate", "gp", "grad_norm_g", "grad_norm_d")
+"""Columns of ``metrics.csv`` and keys of every ``trainer.history`` row, in order."""
+
+KEEP_CHECKPOINTS = 2
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped because a loss or gradient became NaN/inf or kept exceeding its limit.
+
+    ``step`` is the step where it was detected, ``checkpoint`` the last good checkpoint directory
+    (or None) and ``result`` the :class:`TrainResult` up to that point.
+    """
+
+    def __init__(self, message: str, step: int, checkpoint: str | None = None, result=None):
+        super().__init__(message)
+        self.step, self.checkpoint, self.result = step, checkpoint, result
+
+
+# --------------------------------------------------------------------------------- configuration
+@dataclass
+class TrainConfig:
+    """Settings of a WGAN-GP run (all JSON-able; defaults suit the 4-d latent demo).
+
+    ``steps`` generator updates, each after ``n_critic`` critic updates on batches of
+    ``batch_size``; penalty weight ``gp_weight``; Adam ``lr_*``, ``beta_1``, ``beta_2``;
+    evaluations every ``eval_every`` steps on ``eval_samples`` generated latents; checkpoints every
+    ``checkpoint_every`` steps (0 = only at the end, when a run directory is given); ``seed`` for
+    every random draw. Divergence guard: NaN/inf anywhere stops at once; ``|d_loss|`` or
+    ``|g_loss|`` above ``max_abs_loss`` or a gradient norm above ``max_grad_norm`` for
+    ``divergence_patience`` consecutive steps stops the run.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    lr_generator: float = 1e-3
+    lr_critic: float = 1e-3
+    beta_1: float = 0.5
+    beta_2: float = 0.9
+    eval_every: int = 50
+    checkpoint_every: int = 100
+    seed: int = 0
+    eval_samples: int = 1000
+    max_abs_loss: float = 1e6
+    max_grad_norm: float = 1e8
+    divergence_patience: int = 3
+
+    _INTS = ("steps", "batch_size", "n_critic", "eval_every", "checkpoint_every", "seed",
+             "eval_samples", "divergence_patience")
+
+    def __post_init__(self):
+        minimum = {"steps": 0, "checkpoint_every": 0, "seed": 0, "eval_samples": 2}
+        for name in self._INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                if isinstance(value, (float, np.floating)) and float(value).is_integer():
+                    value = int(value)
+                else:
+                    raise ValueError(f"TrainConfig.{name} must be an integer, got {value!r}")
+            low = minimum.get(name, 1)
+            if value < low:
+                raise ValueError(f"TrainConfig.{name} must be >= {low}, got {value}")
+            setattr(self, name, int(value))
+        for name in ("gp_weight", "lr_generator", "lr_critic", "beta_1", "beta_2", "max_abs_loss",
+                     "max_grad_norm"):
+            value = getattr(self, name)
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"TrainConfig.{name} must be a number, got {value!r}") from None
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+            setattr(self, name, value)
+        for name in ("lr_generator", "lr_critic", "max_abs_loss", "max_grad_norm"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0")
+        for name in ("beta_1", "beta_2"):
+            if not getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build from a dict; unknown keys raise a ValueError naming them."""
+        if isinstance(d, cls):
+            return d
+        if not isinstance(d, dict):
+            raise ValueError(f"a train config must be a dict, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+class Callback:
+    """Hooks into :meth:`WGANGPTrainer.train`; override any of them (all optional).
+
+    ``on_step`` gets the step's record (a dict with :data:`STEP_KEYS`); ``on_eval`` the evaluation
+    record (``step``, ``fd_latent`` and the evaluator's scalar scores) and the sample images or
+    None. A callback can stop the run after the current step with ``trainer.request_stop()``.
+    """
+
+    def on_train_begin(self, trainer: "WGANGPTrainer") -> None: ...
+
+    def on_step(self, step: int, logs: dict) -> None: ...
+
+    def on_eval(self, step: int, scores: dict, samples) -> None: ...
+
+    def on_train_end(self, trainer: "WGANGPTrainer", result: "TrainResult") -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`WGANGPTrainer.train` returns.
+
+    ``status``: "completed", "stopped" (stop_event / request_stop) or "diverged" (then carried by
+    :class:`TrainingDiverged`). ``final_scores`` is the last evaluation record.
+    """
+
+    status: str
+    steps: int
+    history: list[dict]
+    evals: list[dict]
+    final_scores: dict
+    wall_time_s: float
+    out_dir: str | None = None
+    checkpoint: str | None = None
+    message: str = ""
+
+    @property
+    def final_fd_latent(self) -> float:
+        return float(self.final_scores.get("fd_latent", math.nan))
+
+    @property
+    def final_fd(self) -> float:
+        """The evaluator's ``fd`` at the last evaluation (NaN without an evaluator)."""
+        return float(self.final_scores.get("fd", math.nan))
+
+
+# --------------------------------------------------------------------------------- the loss
+def gradient_penalty(critic, real, fake, eps) -> tf.Tensor:
+    """WGAN-GP penalty ``mean((|grad_x D(x_hat)|_2 - 1)^2)`` at ``x_hat = eps*real + (1-eps)*fake``.
+
+    ``eps`` has shape ``(B, 1)`` (one weight per sample). Differentiable wrt the critic's weights.
+    """
+    x_hat = eps * real + (1.0 - eps) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        score = critic(x_hat, training=True)
+    grad = tape.gradient(score, x_hat)
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=1) + 1e-12)
+    return tf.reduce_mean(tf.square(norm - 1.0))
+
+
+# --------------------------------------------------------------------------------- helpers
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_csv(path: Path, rows: list[dict], fields: Sequence[str]) -> None:
+    """Rewrite a whole CSV atomically."""
+    lines = [",".join(fields)]
+    lines += [",".join(_fmt_cell(row.get(k)) for k in fields) for row in rows]
+    _atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _fmt_cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))  # shortest round-trip repr: reads back bit-identical
+    return str(v)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    """Rows of a CSV written by this module; a torn last line (killed mid-write) is dropped."""
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return [], []
+        rows = []
+        for cells in reader:
+            if len(cells) != len(fields):
+                continue
+            try:
+                row = {k: (int(c) if k == "step" else (float(c) if c != "" else math.nan))
+                       for k, c in zip(fields, cells)}
+            except ValueError:
+                continue
+            rows.append(row)
+    return fields, rows
+
+
+def latest_checkpoint(out_dir) -> Path | None:
+    """The newest complete checkpoint directory of a run directory, or None."""
+    root = Path(out_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file())
+    return done[-1] if done else None
+
+
+def _fingerprint(x: np.ndarray) -> dict:
+    return {"n": int(x.shape[0]), "dim": int(x.shape[1]),
+            "sha1": hashlib.sha1(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()}
+
+
+def _scalar(v) -> float | None:
+    """A number from an evaluator score: a number, a metrics.Score or a dict with 'value'."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, metrics.Score):
+        return float(v.value)
+    if isinstance(v, dict) and isinstance(v.get("value"), (int, float, np.integer, np.floating)):
+        return float(v["value"])
+    return None
+
+
+def _save_grid(images: np.ndarray, path: Path, title: str) -> None:
+    """Save a sample grid PNG (views.plot_grid when available, else a plain RGB grid)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    fig = None
+    try:
+        from qgan_widgets import views  # noqa: WPS433 (optional module)
+
+        fig = views.plot_grid(images, title=title)
+    except ImportError:
+        fig = None
+    if fig is None:
+        n = len(images)
+        cols = min(8, n)
+        rows = int(math.ceil(n / cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
+        rgb = images[..., :3]
+        if rgb.dtype != np.uint8:
+            rgb = np.clip(rgb, 0, 1)
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, im in zip(axes.ravel(), rgb):
+            ax.imshow(im)
+        fig.suptitle(title)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------- the trainer
+class WGANGPTrainer:
+    """WGAN-GP training of ``generator`` against ``critic`` on ``real_latents`` (N, latent_dim).
+
+    ``evaluator(generator, step) -> (scores, samples)`` is called every ``eval_every`` steps;
+    ``out_dir`` (optional) receives the run directory described in the module docstring;
+    ``callbacks`` are :class:`Callback` objects; ``progress`` shows a tqdm bar. With
+    ``resume=True`` (default), :meth:`train` continues from the newest checkpoint in ``out_dir``
+    if there is one (the run's configuration must match, ``steps`` excepted); ``resume=False``
+    starts over and deletes the old run's checkpoints and records.
+    """
+
+    def __init__(self, generator, critic, real_latents, config: TrainConfig | dict | None = None,
+                 evaluator: Callable | None = None, out_dir=None, callbacks: Sequence[Callback] = (),
+                 progress: bool = False, resume: bool = True):
+        self.config = TrainConfig() if config is None else TrainConfig.from_dict(config)
+        for attr in ("noise_dim", "latent_dim"):
+            if not hasattr(generator, attr):
+                raise ValueError(f"generator lacks the attribute {attr!r} of the generator contract "
+                                 f"(see docs/DESIGN.md)")
+        self.generator, self.critic = generator, critic
+        self.noise_dim, self.latent_dim = int(generator.noise_dim), int(generator.latent_dim)
+        critic_dim = getattr(critic, "latent_dim", None)
+        if critic_dim is not None and int(critic_dim) != self.latent_dim:
+            raise ValueError(f"critic.latent_dim is {critic_dim} but the generator's latent_dim is "
+                             f"{self.latent_dim}")
+        real = np.asarray(real_latents, dtype=np.float32)
+        if real.ndim != 2 or real.shape[1] != self.latent_dim:
+            raise ValueError(f"real_latents must have shape (N, {self.latent_dim}) to match the "
+                             f"generator's latent_dim, got {real.shape}")
+        if real.shape[0] < 2:
+            raise ValueError(f"real_latents needs at least 2 rows, got {real.shape[0]}")
+        if not np.all(np.isfinite(real)):
+            raise ValueError("real_latents contains NaN or inf")
+        self.real_latents = real
+        self._real_stats = metrics.feature_stats(real)
+        self.evaluator = evaluator
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.resume_enabled = bool(resume)
+
+        self.history: list[dict] = []
+        self.evals: list[dict] = []
+        self.step = 0
+        self.last_samples = None
+        self.last_scores: dict = {}
+        self._stop_requested = False
+        self._prepared = False
+        self._bad_streak = 0
+
+        cfg = self.config
+        self._step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._rng = tf.random.Generator.from_seed(cfg.seed, alg="philox")
+        self._g_opt = keras.optimizers.Adam(cfg.lr_generator, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+        self._d_opt = keras.optimizers.Adam(cfg.lr_critic, beta_1=cfg.beta_1, beta_2=cfg.beta_2)
+        self._g_vars = list(generator.trainable_variables)
+        self._d_vars = list(critic.trainable_variables)
+        if not self._g_vars or not self._d_vars:
+            raise ValueError("the generator and the critic must be built and have trainable weights")
+        self._g_opt.build(self._g_vars)
+        self._d_opt.build(self._d_vars)
+        self._real = tf.constant(real)
+        self._eval_noise = np.random.default_rng([cfg.seed, 7919]).standard_normal(
+            (cfg.eval_samples, self.noise_dim)).astype(np.float32)
+        self._ckpt = tf.train.Checkpoint(generator=generator, critic=critic, g_opt=self._g_opt,
+                                         d_opt=self._d_opt, step=self._step_var, rng=self._rng)
+        self._train_step = tf.function(self._step_impl)
+
+    # ----------------------------------------------------------------------------- one step
+    def _step_impl(self):
+        cfg = self.config
+        B, K, d = cfg.batch_size, cfg.n_critic, self.latent_dim
+        n_real = tf.cast(tf.shape(self._real)[0], tf.int64)
+        # All random draws first, in a fixed order, from the one checkpointed generator.
+        idx = self._rng.uniform([K, B], minval=0, maxval=n_real, dtype=tf.int64)
+        d_noise = self._rng.normal([K * B, self.noise_dim])
+        eps = self._rng.uniform([K, B, 1])
+        g_noise = self._rng.normal([B, self.noise_dim])
+
+        # The generator does not change during the critic updates: one batched call for all K.
+        fake_all = tf.reshape(tf.stop_gradient(self.generator(d_noise, training=True)), [K, B, d])
+        sums = {k: tf.constant(0.0) for k in ("d_loss", "w_estimate", "gp", "grad_norm_d")}
+        for k in range(K):
+            real = tf.gather(self._real, idx[k])
+            fake = fake_all[k]
+            with tf.GradientTape() as tape:
+                w = tf.reduce_mean(self.critic(real, training=True)) - tf.reduce_mean(
+                    self.critic(fake, training=True))
+                gp = gradient_penalty(self.critic, real, fake, eps[k])
+                loss = -w + cfg.gp_weight * gp
+            grads = tape.gradient(loss, self._d_vars)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self._d_vars)]
+            self._d_opt.apply_gradients(zip(grads, self._d_vars))
+            for key, value in (("d_loss", loss), ("w_estimate", w), ("gp", gp),
+                               ("grad_norm_d", tf.linalg.global_norm(grads))):
+                sums[key] += value
+
+        with tf.GradientTape() as tape:
+            g_loss = -tf.reduce_mean(self.critic(self.generator(g_noise, training=True), training=True))
+        grads = tape.gradient(g_loss, self._g_vars)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self._g_vars)]
+        self._g_opt.apply_gradients(zip(grads, self._g_vars))
+        self._step_var.assign_add(1)
+        out = {k: v / K for k, v in sums.items()}
+        out["g_loss"] = g_loss
+        out["grad_norm_g"] = tf.linalg.global_norm(grads)
+        return out
+
+    # ----------------------------------------------------------------------------- evaluation
+    def generate(self, noise) -> np.ndarray:
+        """Generator output for a noise batch, as float32 numpy (batched)."""
+        return np.asarray(self.generator(tf.constant(noise, tf.float32), training=False))
+
+    def evaluate(self) -> tuple[dict, Any]:
+        """Score the generator now: ``fd_latent`` on the fixed noise batch + the evaluator's scores."""
+        step = self.step
+        record: dict[str, Any] = {"step": step}
+        fake = self.generate(self._eval_noise)
+        try:
+            record["fd_latent"] = metrics.frechet_distance(*metrics.feature_stats(fake), *self._real_stats)
+        except metrics.MetricError:
+            record["fd_latent"] = math.nan
+        samples = None
+        if self.evaluator is not None:
+            scores, samples = self.evaluator(self.generator, step)
+            self.last_scores = dict(scores or {})
+            for key, value in self.last_scores.items():
+                number = _scalar(value)
+                if number is not None and key != "step":
+                    record[key] = number
+        self.last_samples = samples
+        return record, samples
+
+    # ----------------------------------------------------------------------------- run directory
+    def _run_config(self) -> dict:
+        gen_cfg = self.generator.config() if hasattr(self.generator, "config") else {
+            "class": type(self.generator).__name__}
+        crit_cfg = self.critic.config() if hasattr(self.critic, "config") else {
+            "class": type(self.critic).__name__}
+        return {
+            "train": self.config.to_dict(),
+            "generator": gen_cfg,
+            "critic": crit_cfg,
+            "seed": self.config.seed,
+            "generator_params": _count(self.generator),
+            "critic_params": _count(self.critic),
+            "real_latents": _fingerprint(self.real_latents),
+        }
+
+    def _prepare_out_dir(self) -> None:
+        """Create the run directory, or restore the run it holds (see ``resume``)."""
+        out = self.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints").mkdir(exist_ok=True)
+        new = self._run_config()
+        ckpt = latest_checkpoint(out) if self.resume_enabled else None
+        if ckpt is not None:
+            old = json.loads((out / "config.json").read_text())
+            self._check_same_run(old, new)
+            self._restore_from(ckpt)
+            new = {**old, "train": {**old["train"], "steps": self.config.steps}}
+        else:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            (out / "checkpoints").mkdir()
+            for name in ("metrics.csv", "evals.csv"):
+                (out / name).unlink(missing_ok=True)
+            for png in out.glob("samples_*.png"):
+                png.unlink()
+            _write_csv(out / "metrics.csv", [], STEP_KEYS)
+        _atomic_write_text(out / "config.json", json.dumps(new, indent=2) + "\n")
+        self._prepared = True
+
+    def _check_same_run(self, old: dict, new: dict) -> None:
+        def strip(d):  # what must match: the architecture and the training settings
+            d = json.loads(json.dumps(d))
+            d.get("train", {}).pop("steps", None)
+            for part in ("generator", "critic"):  # initial-weight seeds: the checkpoint overrides them
+                d.get(part, {}).pop("seed", None)
+            d.pop("real_latents", None)
+            return d
+
+        if strip(old) != strip(new):
+            diffs = []
+            for part in ("train", "generator", "critic"):
+                a, b = old.get(part, {}), new.get(part, {})
+                for key in sorted(set(a) | set(b)):
+                    if key not in ("steps", "seed") and a.get(key) != b.get(key):
+                        diffs.append(f"{part}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+            raise ValueError(
+                f"{self.out_dir} holds a run with a different configuration ({'; '.join(diffs) or 'other fields'}); "
+                f"use another out_dir, or resume=False to start over there")
+        if old.get("real_latents") != new.get("real_latents"):
+            warnings.warn(f"resuming {self.out_dir} with different real latents than the run started "
+                          f"with (was {old.get('real_latents')}); the result is not the same run", stacklevel=3)
+
+    def _restore_from(self, ckpt: Path) -> None:
+        self._ckpt.read(str(ckpt / "ckpt")).assert_existing_objects_matched()
+        self.step = int(self._step_var.numpy())
+        _, rows = _read_csv(self.out_dir / "metrics.csv")
+        self.history = [r for r in rows if r["step"] <= self.step]
+        _write_csv(self.out_dir / "metrics.csv", self.history, STEP_KEYS)
+        fields, rows = _read_csv(self.out_dir / "evals.csv")
+        self.evals = [r for r in rows if r["step"] <= self.step]
+        if fields:
+            _write_csv(self.out_dir / "evals.csv", self.evals, fields)
+        self._bad_streak = 0
+        for row in reversed(self.history):
+            if not self._over_limits(row):
+                break
+            self._bad_streak += 1
+        self._prepared = True
+
+    def restore(self, checkpoint=None) -> int:
+        """Load a checkpoint (default: the newest in ``out_dir``) and the records up to it.
+
+        Returns the restored step. Also useful after :class:`TrainingDiverged` to get the last good
+        weights back into the models.
+        """
+        if self.out_dir is None:
+            raise ValueError("restore needs the trainer's out_dir")
+        ckpt = latest_checkpoint(self.out_dir) if checkpoint is None else Path(checkpoint)
+        if ckpt is None:
+            raise FileNotFoundError(f"no checkpoint in {self.out_dir / 'checkpoints'}")
+        self._restore_from(ckpt)
+        return self.step
+
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current step atomically and keep the newest two."""
+        if self.out_dir is None:
+            return None
+        root = self.out_dir / "checkpoints"
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"step-{self.step:06d}"
+        if (final / "meta.json").is_file():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        try:
+            self._ckpt.write(str(tmp / "ckpt"))
+            meta = {"step": self.step, "time": time.time(), "history_rows": len(self.history),
+                    "evals_rows": len(self.evals)}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            if final.exists():  # an incomplete leftover with the same name
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file())
+        for old in done[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in root.glob(".tmp-*"):
+            if stale != tmp:
+                shutil.rmtree(stale, ignore_errors=True)
+        return final
+
+    def _append_metrics(self, row: dict) -> None:
+        if self.out_dir is None:
+            return
+        with open(self.out_dir / "metrics.csv", "a") as f:
+            f.write(",".join(_fmt_cell(row.get(k)) for k in STEP_KEYS) + "\n")
+
+    def _append_eval(self, record: dict, samples) -> None:
+        if self.out_dir is None:
+            return
+        path = self.out_dir / "evals.csv"
+        fields, _ = _read_csv(path)
+        if not fields:
+            fields = list(record)
+            _write_csv(path, [record], fields)
+        else:
+            with open(path, "a") as f:
+                f.write(",".join(_fmt_cell(record.get(k)) for k in fields) + "\n")
+        if samples is not None:
+            try:
+                _save_grid(samples, self.out_dir / f"samples_{record['step']:05d}.png",
+                           f"generated samples, step {record['step']}")
+            except Exception as err:  # a plotting problem must not end a training run
+                warnings.warn(f"could not save the sample grid: {err}", stacklevel=2)
+
+    # ----------------------------------------------------------------------------- divergence
+    def _over_limits(self, row: dict) -> bool:
+        cfg = self.config
+        return (abs(row["d_loss"]) > cfg.max_abs_loss or abs(row["g_loss"]) > cfg.max_abs_loss
+                or row["grad_norm_d"] > cfg.max_grad_norm or row["grad_norm_g"] > cfg.max_grad_norm)
+
+    def _divergence(self, row: dict) -> str | None:
+        bad = [k for k in STEP_KEYS[1:] if not math.isfinite(row[k])]
+        if bad:
+            return f"{', '.join(bad)} became NaN or infinite at step {row['step']}"
+        if self._over_limits(row):
+            self._bad_streak += 1
+        else:
+            self._bad_streak = 0
+        if self._bad_streak >= self.config.divergence_patience:
+            cfg = self.config
+            return (f"the losses or gradients exceeded their limits (|loss| > {cfg.max_abs_loss:g} or "
+                    f"gradient norm > {cfg.max_grad_norm:g}) for {self._bad_streak} consecutive steps, "
+                    f"up to step {row['step']} (d_loss {row['d_loss']:.3g}, g_loss {row['g_loss']:.3g}, "
+                    f"grad_norm_d {row['grad_norm_d']:.3g}, grad_norm_g {row['grad_norm_g']:.3g})")
+        return None
+
+    # ----------------------------------------------------------------------------- the loop
+    def request_stop(self) -> None:
+        """Stop after the current step (writes a checkpoint when there is a run directory)."""
+        self._stop_requested = True
+
+    @property
+    def final_scores(self) -> dict:
+        return dict(self.evals[-1]) if self.evals else {}
+
+    def _result(self, status: str, t0: float, checkpoint=None, message: str = "") -> TrainResult:
+        return TrainResult(status=status, steps=self.step, history=self.history, evals=self.evals,
+                           final_scores=self.final_scores, wall_time_s=time.perf_counter() - t0,
+                           out_dir=None if self.out_dir is None else str(self.out_dir),
+                           checkpoint=None if checkpoint is None else str(checkpoint), message=message)
+
+    def train(self, stop_event=None) -> TrainResult:
+        """Train up to ``config.steps`` steps; see the class and module docstrings.
+
+        ``stop_event`` (a ``threading.Event``) stops the run cleanly after the current step, with a
+        checkpoint. Raises :class:`TrainingDiverged` when the divergence guard fires.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        self._stop_requested = False
+        if self.out_dir is not None and not self._prepared:
+            self._prepare_out_dir()
+        elif self.out_dir is not None:  # e.g. training again after a stop, maybe with more steps
+            path = self.out_dir / "config.json"
+            saved = json.loads(path.read_text()) if path.is_file() else self._run_config()
+            saved["train"]["steps"] = cfg.steps
+            _atomic_write_text(path, json.dumps(saved, indent=2) + "\n")
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        bar = None
+        if self.progress and self.step < cfg.steps:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="WGAN-GP", unit="step")
+        status, message, checkpoint = "completed", "", latest_checkpoint(self.out_dir) if self.out_dir else None
+        try:
+            while self.step < cfg.steps:
+                out = self._train_step()
+                self.step += 1
+                row = {"step": self.step, **{k: float(out[k]) for k in STEP_KEYS[1:]}}
+                self.history.append(row)
+                self._append_metrics(row)
+                problem = self._divergence(row)
+                if problem is not None:
+                    message = (f"training diverged: {problem}. The run was stopped; the last good "
+                               f"checkpoint is {checkpoint or 'none (no checkpoint was written yet)'}. "
+                               f"Try a smaller learning rate (lr_generator {cfg.lr_generator:g}, "
+                               f"lr_critic {cfg.lr_critic:g}) or a different seed.")
+                    result = self._result("diverged", t0, checkpoint, message)
+                    for cb in self.callbacks:
+                        cb.on_train_end(self, result)
+                    raise TrainingDiverged(message, self.step, None if checkpoint is None else str(checkpoint),
+                                           result)
+                for cb in self.callbacks:
+                    cb.on_step(self.step, row)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    self._eval_now()
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % 10 == 0 or self.step == cfg.steps:
+                        post = {"d": f"{row['d_loss']:.3g}", "g": f"{row['g_loss']:.3g}"}
+                        if self.evals:
+                            post["fd_lat"] = f"{self.evals[-1]['fd_latent']:.3g}"
+                            if "fd" in self.evals[-1]:
+                                post["fd"] = f"{self.evals[-1]['fd']:.3g}"
+                        bar.set_postfix(post)
+                stopping = self._stop_requested or (stop_event is not None and stop_event.is_set())
+                periodic = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
+                if (periodic and self._bad_streak == 0) or stopping or self.step == cfg.steps:
+                    # never a periodic checkpoint while the losses are over their limits
+                    checkpoint = self.save_checkpoint() or checkpoint
+                if stopping and self.step < cfg.steps:
+                    status, message = "stopped", f"stopped after step {self.step} of {cfg.steps}"
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        if status == "completed" and self.history and (not self.evals or self.evals[-1]["step"] != self.step):
+            self._eval_now()  # e.g. resuming a finished run whose last eval was lost
+        result = self._result(status, t0, checkpoint, message)
+        for cb in self.callbacks:
+            cb.on_train_end(self, result)
+        return result
+
+    def _eval_now(self) -> None:
+        record, samples = self.evaluate()
+        self.evals.append(record)
+        self._append_eval(record, samples)
+        for cb in self.callbacks:
+            cb.on_eval(self.step, record, samples)
+
+    # ----------------------------------------------------------------------------- resume
+    @classmethod
+    def resume(cls, out_dir, generator=None, critic=None, real_latents=None, evaluator=None,
+               callbacks: Sequence[Callback] = (), progress: bool = False, steps: int | None = None
+               ) -> "WGANGPTrainer":
+        """A trainer restored from the newest checkpoint of a run directory.
+
+        ``generator`` / ``critic`` default to new models built from ``config.json``
+        (``generators.build_generator`` and :class:`Critic`); their weights come from the
+        checkpoint. ``real_latents`` must be the run's (a fingerprint is checked). ``steps``
+        extends (or shortens) the run.
+        """
+        out = Path(out_dir)
+        config_path = out / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path} not found: {out} is not a training run directory")
+        saved = json.loads(config_path.read_text())
+        config = TrainConfig.from_dict(saved["train"])
+        if steps is not None:
+            config = dataclasses.replace(config, steps=steps)
+        if real_latents is None:
+            raise ValueError("resume needs the run's real_latents (e.g. Workspace.real_latents)")
+        if generator is None:
+            from qgan_widgets.generators import build_generator
+
+            generator = build_generator(**saved["generator"])
+        if critic is None:
+            critic = Critic(**saved["critic"])
+        if latest_checkpoint(out) is None:
+            raise FileNotFoundError(f"no checkpoint in {out / 'checkpoints'} to resume from")
+        trainer = cls(generator, critic, real_latents, config, evaluator=evaluator, out_dir=out,
+                      callbacks=callbacks, progress=progress, resume=True)
+        trainer._prepare_out_dir()
+        return trainer
+
+
+def _count(model) -> int:
+    if hasattr(model, "count_parameters"):
+        return int(model.count_parameters())
+    return int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
+
+
+# --------------------------------------------------------------------------------- for sweeps
+def run_training(generator_config: dict, critic_config: dict | None = None,
+                 train_config: TrainConfig | dict | None = None, workspace=None,
+                 workspace_options: dict | None = None, out_dir=None, evaluator_options: dict | None = None,
+                 callbacks: Sequence[Callback] = (), progress: bool = False, stop_event=None,
+                 stability_options: dict | None = None) -> dict:
+    """Build a generator, a critic and a trainer from plain configs, train, and summarise.
+
+    ``generator_config``: ``generators.build_generator`` keywords (incl. ``kind``; ``seed``
+    defaults to the train seed). ``critic_config``: ``{"width": .., "depth": ..}`` (``latent_dim``
+    is the generator's; ``seed`` defaults to train seed + 1). ``workspace``: a prepared
+    ``pipeline.Workspace``, else one is prepared with ``workspace_options`` (``latent_dim`` defaults
+    to the generator's). Returns a JSON-able dict: status, steps, final_fd (classifier features),
+    final_fd_latent, fd_reconstruction_floor, stable, stability_reasons, rel_spread,
+    generator_kind, generator_params, critic_width, critic_params, latent_dim, wall_time_s,
+    out_dir, message. A diverged run is a result (status "diverged", stable False), not an error.
+    """
+    from qgan_widgets.generators import build_generator
+
+    t0 = time.perf_counter()
+    cfg = TrainConfig() if train_config is None else TrainConfig.from_dict(train_config)
+    gen_cfg = dict(generator_config)
+    gen_cfg.setdefault("seed", cfg.seed)
+    generator = build_generator(**gen_cfg)
+    crit_cfg = {"width": 32, "depth": 2, "seed": cfg.seed + 1, **(critic_config or {})}
+    if crit_cfg.setdefault("latent_dim", generator.latent_dim) != generator.latent_dim:
+        raise ValueError(f"critic_config latent_dim {crit_cfg['latent_dim']} does not match the "
+                         f"generator's {generator.latent_dim}")
+    critic = Critic(**crit_cfg)
+    if workspace is None:
+        from qgan_widgets.pipeline import Workspace
+
+        options = {"latent_dim": generator.latent_dim, "verbose": False, **(workspace_options or {})}
+        workspace = Workspace.prepare(**options)
+    evaluator = workspace.evaluator(**(evaluator_options or {}))
+    trainer = WGANGPTrainer(generator, critic, workspace.real_latents, cfg, evaluator=evaluator,
+                            out_dir=out_dir, callbacks=callbacks, progress=progress)
+    try:
+        result = trainer.train(stop_event=stop_event)
+        status, message = result.status, result.message
+    except TrainingDiverged as err:
+        result, status, message = err.result, "diverged", str(err)
+    evals = result.evals
+    key = "fd" if evals and "fd" in evals[-1] else "fd_latent"
+    fd_values = [e.get(key, math.nan) for e in evals]
+    stability = metrics.judge_stability(fd_values, losses=result.history, **(stability_options or {}))
+    reasons = list(stability.reasons)
+    if status == "diverged":
+        reasons.insert(0, message)
+    floor = getattr(workspace, "floor", None)
+    return {
+        "status": status,
+        "steps": result.steps,
+        "final_fd": float(evals[-1].get("fd", math.nan)) if evals else math.nan,
+        "final_fd_latent": float(evals[-1].get("fd_latent", math.nan)) if evals else math.nan,
+        "fd_reconstruction_floor": _scalar(floor) if floor is not None else None,
+        "stable": bool(stability.stable and status != "diverged"),
+        "stability_reasons": reasons,
+        "rel_spread": stability.rel_spread,
+        "generator_kind": getattr(generator, "kind", None),
+        "generator_config": gen_cfg,
+        "generator_params": _count(generator),
+        "critic_width": crit_cfg["width"],
+        "critic_depth": crit_cfg["depth"],
+        "critic_params": _count(critic),
+        "latent_dim": generator.latent_dim,
+        "seed": cfg.seed,
+        "wall_time_s": time.perf_counter() - t0,
+        "out_dir": None if out_dir is None else str(out_dir),
+        "message": message,
+    }
