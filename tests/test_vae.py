@@ -1,0 +1,196 @@
+"""The VAE: bounded latents, training, save/load, diagnostics (collapse, saturation), beta sweep."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from qgan_widgets import data
+from qgan_widgets.vae import VAE, VAEError, atomic_directory, beta_sweep, train_vae, vae_diagnostics
+
+
+@pytest.fixture(scope="module")
+def tiles(tmp_path_factory):
+    """Stand-in tiles (uint8): 800 to train on, 200 held out."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QGAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "qgan-cache"))
+        ds = data.load_dataset(n_train=800, n_test=200, seed=0, verbose=False)
+    return ds.x_train, ds.x_test
+
+
+@pytest.fixture(scope="module")
+def trained(tiles):
+    vae = VAE(latent_dim=4, seed=0)
+    history = train_vae(vae, tiles[0], epochs=4, seed=0, verbose=False)
+    return vae, history
+
+
+def test_encode_decode_shapes_ranges_and_determinism(trained, tiles):
+    vae, _ = trained
+    x = tiles[1][:50]
+    z = vae.encode(x)
+    assert z.shape == (50, 4) and z.dtype == np.float32
+    assert np.all(np.abs(z) <= 1.0)
+    np.testing.assert_array_equal(z, vae.encode(x))  # deterministic
+    np.testing.assert_allclose(vae.encode(data.to_float(x), batch_size=7), z, atol=1e-6)  # batched, float
+    assert vae.encode(x[0]).shape == (1, 4)
+    mu, logvar = vae.posterior(x)
+    np.testing.assert_allclose(np.tanh(mu), z, atol=1e-6)  # the latent is tanh of the mean
+    img = vae.decode(z)
+    assert img.shape == (50, 28, 28, 4) and img.dtype == np.float32
+    assert img.min() >= 0.0 and img.max() <= 1.0
+    corners = vae.decode(np.array([[1, -1, 1, -1], [-1, -1, -1, -1]], np.float32))
+    assert np.all(np.isfinite(corners))
+    np.testing.assert_allclose(vae.reconstruct(x), img, atol=1e-6)
+
+
+def test_bad_inputs_are_named(trained):
+    vae, _ = trained
+    with pytest.raises(VAEError, match=r"shape \(N, 4\)"):
+        vae.decode(np.zeros((3, 5)))
+    with pytest.raises(VAEError, match=r"\[-1, 1\]"):
+        vae.decode(np.full((2, 4), 1.5))
+    with pytest.raises(VAEError, match="NaN"):
+        vae.decode(np.full((2, 4), np.nan))
+    with pytest.raises(VAEError, match="28, 28, 4"):
+        vae.encode(np.zeros((2, 28, 28, 3), np.uint8))
+    with pytest.raises(VAEError, match="latent_dim"):
+        VAE(latent_dim=0)
+    with pytest.raises(VAEError, match="beta"):
+        VAE(beta=-1.0)
+
+
+def test_training_learns_and_records_history(trained, tiles):
+    vae, h = trained
+    assert set(h) == {"epoch", "beta", "loss", "recon_mse", "kl", "val_recon_mse", "val_kl", "seconds"}
+    assert len(h["loss"]) == 4 and h["epoch"] == [1, 2, 3, 4]
+    assert h["recon_mse"][-1] < h["recon_mse"][0]
+    assert all(math.isfinite(v) for v in h["val_recon_mse"])
+    assert vae.trained_epochs == 4 and vae.history["loss"] == h["loss"]
+    # better than predicting the mean tile
+    x = data.to_float(tiles[1])
+    baseline = float(np.mean((x - x.mean(axis=0)) ** 2))
+    assert np.mean((vae.reconstruct(tiles[1]) - x) ** 2) < baseline
+
+
+def test_training_is_seeded(tiles):
+    runs = []
+    for _ in range(2):
+        vae = VAE(latent_dim=2, base_filters=4, hidden=16, seed=3)
+        train_vae(vae, tiles[0][:200], epochs=1, seed=5, validation=None, verbose=False)
+        runs.append(vae.encode(tiles[1][:20]))
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
+
+
+def test_beta_annealing_and_callable_schedule(tiles):
+    vae = VAE(latent_dim=2, base_filters=4, hidden=16, beta=0.4)
+    seen = []
+    h = train_vae(vae, tiles[0][:64], epochs=4, anneal_epochs=4, validation=None, verbose=False,
+                  progress=lambda epoch, logs: seen.append(epoch))
+    assert h["beta"] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert seen == [0, 1, 2, 3]
+    assert all(math.isnan(v) for v in h["val_recon_mse"])
+    h = train_vae(vae, tiles[0][:64], epochs=2, beta=lambda e: 2.0 * e, validation=None, verbose=False)
+    assert h["beta"] == [0.0, 2.0]
+    with pytest.raises(VAEError, match="validation"):
+        train_vae(vae, tiles[0][:64], epochs=1, validation=1.5, verbose=False)
+
+
+def test_save_load_round_trip(trained, tiles, tmp_path):
+    vae, _ = trained
+    path = vae.save(tmp_path / "vae")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "decoder.weights.h5", "encoder.weights.h5"]
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["config"] == vae.config() and meta["trained_epochs"] == 4
+    loaded = VAE.load(path)
+    assert loaded.config() == vae.config() and loaded.trained_epochs == 4
+    np.testing.assert_array_equal(loaded.encode(tiles[1][:30]), vae.encode(tiles[1][:30]))
+    z = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(loaded.decode(z), vae.decode(z))
+    vae.save(path)  # overwriting works and leaves no temporary directories
+    assert [p.name for p in tmp_path.iterdir()] == ["vae"]
+
+
+def test_failed_save_keeps_the_old_model(trained, tmp_path):
+    vae, _ = trained
+    path = vae.save(tmp_path / "vae")
+    before = (path / "config.json").read_text()
+    with pytest.raises(RuntimeError):
+        with atomic_directory(path) as tmp:
+            (tmp / "config.json").write_text("half")
+            raise RuntimeError("interrupted")
+    assert (path / "config.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["vae"]
+
+
+def test_load_errors_name_the_problem(trained, tmp_path):
+    vae, _ = trained
+    with pytest.raises(VAEError, match="no saved model"):
+        VAE.load(tmp_path / "missing")
+    path = vae.save(tmp_path / "vae")
+    (path / "decoder.weights.h5").unlink()
+    with pytest.raises(VAEError, match="decoder.weights.h5 is missing"):
+        VAE.load(path)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(VAEError, match="unreadable"):
+        VAE.load(path)
+    other = VAE(latent_dim=3, base_filters=4, hidden=8).save(tmp_path / "other")
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["config"]["latent_dim"] = 5
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(VAEError, match="do not fit"):
+        VAE.load(other)
+
+
+def test_diagnostics_on_a_trained_vae(trained, tiles):
+    vae, _ = trained
+    d = vae_diagnostics(vae, tiles[1])
+    assert d["n_images"] == 200 and len(d["kl_per_dim"]) == 4 and len(d["saturation_per_dim"]) == 4
+    assert 0 < d["recon_mse"] < d["pixel_variance"]
+    assert 0 <= d["saturation"] <= 1
+    assert isinstance(d["warnings"], list)
+    json.dumps(d)
+
+
+def test_diagnostics_flag_posterior_collapse(tiles):
+    vae = VAE(latent_dim=4, beta=200.0, seed=1)
+    train_vae(vae, tiles[0], epochs=3, seed=1, validation=None, verbose=False)
+    d = vae_diagnostics(vae, tiles[1])
+    assert len(d["collapsed_dims"]) >= 3
+    assert min(d["kl_per_dim"]) < 0.02
+    assert any("posterior collapse" in w for w in d["warnings"])
+
+
+def test_diagnostics_flag_saturation_and_poor_reconstruction(tiles):
+    vae = VAE(latent_dim=4, seed=2)  # untrained: poor reconstructions
+    mu_layer = vae.encoder.get_layer("mu")
+    kernel, bias = mu_layer.get_weights()
+    mu_layer.set_weights([kernel * 0.0, bias + 5.0])  # every mean at 5: tanh(5) > 0.98
+    d = vae_diagnostics(vae, tiles[1][:50])
+    assert d["saturation"] == 1.0
+    assert any("bound" in w for w in d["warnings"])
+    assert any("reconstructions are poor" in w for w in d["warnings"])
+
+
+class _FakeExtractor:
+    """Duck-typed extractor: FD on per-band means (enough to exercise the floor column)."""
+
+    def score(self, real, fake, seed=None):
+        from qgan_widgets import metrics
+
+        f = lambda x: data.to_float(x).mean(axis=(1, 2)).astype(np.float64)  # noqa: E731
+        return metrics.Score(metrics.fd_from_samples(f(real), f(fake)), "FD", len(real), len(fake), 4,
+                             seed, "band means")
+
+
+def test_beta_sweep_table(tiles):
+    df = beta_sweep(tiles[0][:300], betas=(0.1, 50.0), latent_dims=(2,), epochs=2,
+                    extractor=_FakeExtractor(), base_filters=4, verbose=False)
+    assert list(df["beta"]) == [0.1, 50.0] and list(df["latent_dim"]) == [2, 2]
+    for col in ("recon_mse", "explained_variance", "floor_fd", "kl_mean", "kl_min", "kl_max",
+                "collapsed_dims", "saturation", "warnings", "train_seconds"):
+        assert col in df.columns
+    assert df["floor_fd"].notna().all() and (df["floor_fd"] >= 0).all()
+    assert df.loc[1, "kl_mean"] < df.loc[0, "kl_mean"]  # a heavy KL weight squeezes the posterior
