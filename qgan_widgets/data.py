@@ -263,6 +263,16 @@ def _check_labels(onehot: np.ndarray, where: str, n_images: int) -> np.ndarray:
     return np.argmax(values, axis=1).astype(np.int64)
 
 
+def _label_rows(y: np.ndarray, n: int, path: Path, key: str) -> np.ndarray:
+    """MATLAB labels as one-hot rows (N, 4): the official (4, N) columns, or (N, 4) as some re-saves have."""
+    k = len(CLASS_NAMES)
+    if y.ndim == 2 and y.shape[0] == k and (y.shape[1] == n or y.shape[1] != k):
+        return y.T
+    if y.ndim == 2 and y.shape[1] == k:
+        return y
+    raise DatasetError(f"{path}: {key} has shape {y.shape}, expected (4, N) one-hot columns")
+
+
 def _copy_images(dst: np.ndarray, src, order: tuple[int, ...], axis_n: int, chunk: int = 8192) -> None:
     """Copy images from ``src`` (any axis order, N along ``axis_n``) to ``dst (N, 28, 28, 4)``."""
     n = dst.shape[0]
@@ -335,9 +345,7 @@ def _mat_v5(path: Path, split: str, tmp: Path) -> None:
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != IMAGE_SHAPE:
         raise DatasetError(f"{path}: {xk} has shape {x.shape} and dtype {x.dtype}, expected uint8 (28, 28, 4, N)")
     n = x.shape[3]
-    if y.ndim != 2 or y.shape[0] != len(CLASS_NAMES):
-        raise DatasetError(f"{path}: {yk} has shape {y.shape}, expected (4, N) one-hot columns")
-    labels = _check_labels(y.T, f"{path} ({yk})", n)
+    labels = _check_labels(_label_rows(y, n, path, yk), f"{path} ({yk})", n)
     out = np.lib.format.open_memmap(tmp / "x.npy", mode="w+", dtype=np.uint8, shape=(n, *IMAGE_SHAPE))
     _copy_images(out, x, (3, 0, 1, 2), axis_n=3)
     out.flush()
@@ -368,10 +376,8 @@ def _mat_v73(path: Path, split: str, tmp: Path) -> None:
         if dx.dtype != np.uint8:
             raise DatasetError(f"{path}: {xk} has dtype {dx.dtype}, expected uint8 images")
         n = dx.shape[0]
-        if dy.ndim != 2 or dy.shape[1] != len(CLASS_NAMES):
-            raise DatasetError(f"{path}: {yk} has shape {tuple(dy.shape[::-1])}, expected (4, N) one-hot columns")
         try:
-            labels = _check_labels(dy[()], f"{path} ({yk})", n)
+            labels = _check_labels(_label_rows(np.asarray(dy[()]).T, n, path, yk), f"{path} ({yk})", n)
             out = np.lib.format.open_memmap(tmp / "x.npy", mode="w+", dtype=np.uint8, shape=(n, *IMAGE_SHAPE))
             _copy_images(out, dx, (0, 3, 2, 1), axis_n=0)
         except DatasetError:
@@ -546,7 +552,9 @@ def load_sat4(source: str | os.PathLike | DataSource, split: str = "train") -> t
         raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
     src = source if isinstance(source, DataSource) else resolve_source(source)
     if src.is_standin or src.path is None:
-        raise DatasetError("load_sat4 reads real SAT-4 files; the stand-in comes from load_dataset() or standin.synthetic_sat4()")
+        raise DatasetError(
+            "load_sat4 reads real SAT-4 files; the stand-in comes from load_dataset() or standin.synthetic_sat4()"
+        )
     root = cache_dir() / "sat4"
     if src.kind == "mat":
         path = src.path
@@ -591,7 +599,9 @@ class Dataset:
         for split in SPLITS:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
-                raise DatasetError(f"Dataset {self.name}: x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28, 4)")
+                raise DatasetError(
+                    f"Dataset {self.name}: x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28, 4)"
+                )
             if y.shape != (x.shape[0],):
                 raise DatasetError(f"Dataset {self.name}: y_{split} has shape {y.shape}, expected ({x.shape[0]},)")
         if not self.fingerprint:

@@ -102,6 +102,12 @@ def test_csv_reads_exactly_across_chunks(tmp_path, monkeypatch):
     np.testing.assert_array_equal(gy, y)
 
 
+def test_mat_labels_as_rows_are_accepted(tmp_path):
+    y = np.eye(4)[[3, 2, 1, 0, 0, 1]]  # (N, 4) rows instead of the official (4, N) columns
+    _, gy = data.load_sat4(_mat(tmp_path / "rows.mat", train_y=y), "train")
+    assert gy.tolist() == [3, 2, 1, 0, 0, 1]
+
+
 def test_mat_v73_hdf5_reads_exactly(tmp_path):
     h5py = pytest.importorskip("h5py")
     rng = np.random.default_rng(1)
