@@ -279,7 +279,9 @@ def test_cache_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("QGAN_CACHE_DIR")
     root = data.checkout_root()
     assert root is not None and (root / "pyproject.toml").is_file()
-    assert data.cache_dir() == root / "data" / "cache"
+    checkout = tmp_path / "checkout"  # a stand-in checkout: the test must not write into the real one
+    monkeypatch.setattr(data, "checkout_root", lambda: checkout)
+    assert data.cache_dir() == checkout / "data" / "cache"
     monkeypatch.setattr(data, "checkout_root", lambda: None)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "qgan_widgets"
