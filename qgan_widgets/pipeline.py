@@ -1,0 +1,259 @@
+"""The :class:`Workspace`: data + VAE + feature extractor, prepared once and shared.
+
+Everything a latent GAN run needs besides the generator and the critic::
+
+    ws = Workspace.prepare(latent_dim=4)        # loads data, trains or loads the cached models
+    ws.real_latents                             # the GAN's real data: encoded training tiles
+    ws.floor                                    # the reconstruction floor, the best FD reachable
+    evaluate = ws.evaluator()                   # for WGANGPTrainer(..., evaluator=evaluate)
+    scores, samples = evaluate(generator, step)
+
+The VAE and the feature extractor are cached under ``data.cache_dir()`` (``vae/`` and
+``features/``), keyed by the data set's fingerprint (source, subset sizes, seed) and their
+configuration, so a second ``prepare`` with the same settings loads them in about a second. One
+workspace serves any number of generators with its ``latent_dim`` (the dashboard and the sweeps
+reuse it) and may be used from a worker thread. Notebooks ``04_training`` and ``05_scores``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import numpy as np
+
+from qgan_widgets import data, metrics
+from qgan_widgets.features import FeatureExtractor
+from qgan_widgets.vae import VAE, VAEError, train_vae, vae_diagnostics
+
+__all__ = ["Workspace", "WorkspaceError", "FAST_SIZES", "FULL_SIZES"]
+
+FAST_SIZES = (2_000, 500)
+"""(training, evaluation) images in fast mode (``QGAN_FAST=1``): a workspace in ~10-20 s."""
+FULL_SIZES = (10_000, 2_000)
+"""(training, evaluation) images by default: the VAE trains in under a minute on 2 cores."""
+
+
+class WorkspaceError(ValueError):
+    """A workspace cannot be prepared or used as asked (the message says why)."""
+
+
+def _vae_key(fingerprint: str, config: dict, epochs: int, seed: int) -> str:
+    blob = json.dumps({"config": config, "epochs": epochs, "seed": seed, "v": 1}, sort_keys=True)
+    return f"{fingerprint}-ld{config['latent_dim']}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+class Workspace:
+    """Data, a trained VAE and a trained feature extractor, with the real statistics computed once.
+
+    Build it with :meth:`prepare` (or directly from a dataset and trained models). Attributes:
+
+    - ``dataset`` (:class:`qgan_widgets.data.Dataset`), ``vae``, ``extractor``, ``latent_dim``,
+      ``seed``;
+    - ``real_latents``: float32 ``(n_train, latent_dim)`` in [-1, 1], the encoded training tiles;
+    - ``real_features`` / ``real_feature_stats``: classifier features of the evaluation images
+      (the test split) and their (mean, covariance);
+    - ``floor``: the reconstruction floor, a :class:`~qgan_widgets.metrics.Score`: FD between VAE
+      reconstructions of as many *training* tiles as there are evaluation images and the real
+      evaluation images. Separate images on both sides, like a generated score, so the floor
+      carries the same small-sample bias; no latent GAN on this VAE can score below it;
+    - ``vae_report``: :func:`qgan_widgets.vae.vae_diagnostics` on the evaluation images.
+    """
+
+    def __init__(self, dataset, vae: VAE, extractor: FeatureExtractor, seed: int = 0,
+                 verbose: bool = True):
+        self.dataset, self.vae, self.extractor, self.seed = dataset, vae, extractor, int(seed)
+        self.latent_dim = vae.latent_dim
+        self._lock = threading.Lock()
+        self._noise: dict[tuple[int, int, int], np.ndarray] = {}
+        x_eval = dataset.x_test
+        if len(x_eval) < 2 or len(dataset.x_train) < 2:
+            raise WorkspaceError(f"Workspace: {dataset.name} has too few images "
+                                 f"({len(dataset.x_train)} train, {len(x_eval)} test); 2 of each at least")
+        self.real_latents = vae.encode(dataset.x_train)
+        self._real_latent_stats = metrics.feature_stats(self.real_latents)
+        self.real_features = extractor.features(x_eval)
+        self.real_feature_stats = metrics.feature_stats(self.real_features)
+        self.n_eval = len(x_eval)
+        pick = np.random.default_rng(self.seed).permutation(len(dataset.x_train))[:self.n_eval]
+        recon = vae.reconstruct(dataset.x_train[np.sort(pick)])
+        self.floor = self.score_images(recon, seed=self.seed, name="FD floor")
+        self.vae_report = vae_diagnostics(vae, x_eval)
+        if verbose:
+            print(f"[workspace] reconstruction floor: {self.floor}")
+            for w in self.vae_report["warnings"]:
+                print(f"[workspace] VAE warning: {w}")
+
+    # -- building ------------------------------------------------------------------------------
+    @classmethod
+    def prepare(cls, source=None, latent_dim: int = 4, fast: bool | None = None, seed: int = 0,
+                vae_epochs: int | None = None, n_train: int | None = None,
+                n_test: int | None = None, vae_options: dict | None = None,
+                extractor_epochs: int | None = None, cache: bool = True,
+                verbose: bool = True) -> "Workspace":
+        """Load the data, train or load the cached VAE and feature extractor, encode the latents.
+
+        - ``source``: data source as in :func:`qgan_widgets.data.load_dataset` (None: real SAT-4 if
+          found, else the stand-in, said in one printed line).
+        - ``fast``: None follows ``QGAN_FAST``; fast uses ``FAST_SIZES`` (2,000 / 500 images) and
+          the VAE's fast epoch count, else ``FULL_SIZES`` (10,000 / 2,000). ``n_train`` /
+          ``n_test`` override the sizes (class-balanced subsets drawn with ``seed``).
+        - ``latent_dim``, ``vae_options`` (other :class:`~qgan_widgets.vae.VAE` arguments, e.g.
+          ``beta``), ``vae_epochs`` (default 8 fast / 20), ``extractor_epochs``: the models.
+        - ``cache``: load and store the trained models under ``data.cache_dir()``.
+        """
+        from qgan_widgets import FAST
+        from qgan_widgets import vae as vae_module
+
+        fast = FAST if fast is None else bool(fast)
+        sizes = FAST_SIZES if fast else FULL_SIZES
+        n_train = sizes[0] if n_train is None else n_train
+        n_test = sizes[1] if n_test is None else n_test
+        t0 = time.perf_counter()
+        dataset = data.load_dataset(source, n_train=n_train, n_test=n_test, seed=seed,
+                                    verbose=verbose)
+        epochs = (vae_module.FAST_EPOCHS if fast else vae_module.DEFAULT_EPOCHS) \
+            if vae_epochs is None else int(vae_epochs)
+        try:
+            config = VAE.make_config(latent_dim=latent_dim, seed=seed, **(vae_options or {}))
+        except TypeError as e:
+            raise WorkspaceError(f"Workspace.prepare: bad vae_options {vae_options!r}: {e}") from None
+        vae = cls._vae(dataset, config, epochs, seed, cache, verbose)
+        ext_epochs = extractor_epochs
+        if ext_epochs is None:
+            from qgan_widgets import features
+
+            ext_epochs = features.FAST_EPOCHS if fast else features.DEFAULT_EPOCHS
+        extractor = FeatureExtractor.for_dataset(dataset, epochs=ext_epochs, seed=seed,
+                                                 cache=cache, verbose=verbose)
+        ws = cls(dataset, vae, extractor, seed=seed, verbose=verbose)
+        if verbose:
+            print(f"[workspace] ready in {time.perf_counter() - t0:.0f} s: {ws.describe()}")
+        return ws
+
+    @staticmethod
+    def _vae(dataset, config: dict, epochs: int, seed: int, cache: bool, verbose: bool) -> VAE:
+        path = data.cache_dir() / "vae" / _vae_key(dataset.fingerprint, config, epochs, seed)
+        if cache and path.is_dir():
+            try:
+                vae = VAE.load(path)
+                if verbose:
+                    print(f"[workspace] loaded the VAE from the cache ({path.name})")
+                return vae
+            except VAEError as e:
+                if verbose:
+                    print(f"[workspace] cached VAE unusable, training again: {e}")
+        vae = VAE(**config)
+        if verbose:
+            print(f"[workspace] training the VAE (latent_dim {vae.latent_dim}, beta {vae.beta:g}, "
+                  f"{epochs} epochs on {len(dataset.x_train):,} images)")
+        t0 = time.perf_counter()
+        train_vae(vae, dataset.x_train, epochs=epochs, seed=seed, verbose=False)
+        if verbose and vae.history:
+            print(f"[workspace] VAE trained in {time.perf_counter() - t0:.0f} s: validation recon "
+                  f"MSE {vae.history['val_recon_mse'][-1]:.5f}")
+        if cache:
+            try:
+                vae.save(path)
+            except OSError as e:
+                if verbose:
+                    print(f"[workspace] could not cache the VAE at {path}: {e}")
+        return vae
+
+    def describe(self) -> str:
+        """One line: data, models, floor."""
+        acc = self.extractor.test_accuracy
+        acc = "?" if acc is None else f"{acc:.0%}"
+        return (f"{self.dataset.name}{' (stand-in)' if self.dataset.is_standin else ''}, "
+                f"{len(self.real_latents):,} real latents (d={self.latent_dim}), "
+                f"{self.n_eval:,} evaluation images; extractor: {self.extractor.name}, test "
+                f"accuracy {acc}; floor {self.floor.name} {self.floor.value:.4g}")
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.describe()})"
+
+    # -- scores --------------------------------------------------------------------------------
+    def score_images(self, x, seed: int | None = None, name: str = "FD") -> metrics.Score:
+        """FD between classifier features of images ``x`` (uint8, or float in [0, 1]) and those of
+        the real evaluation images, as a :class:`~qgan_widgets.metrics.Score`."""
+        feats = self.extractor.features(x)
+        value = metrics.frechet_distance(*metrics.feature_stats(feats), *self.real_feature_stats)
+        return metrics.Score(value=value, name=name, n_real=self.n_eval, n_fake=len(feats),
+                             feature_dim=self.extractor.feature_dim, seed=seed,
+                             extractor=self.extractor.name)
+
+    def kid_images(self, x, seed: int = 0, n_blocks: int = 10) -> metrics.Score:
+        """KID (mean ± std over blocks) between features of images ``x`` and the real ones.
+
+        Unbiased: prefer it to FD when the sample count is below ~10x the feature dimension."""
+        mean, std = metrics.kid(self.extractor.features(x), self.real_features, n_blocks=n_blocks,
+                                seed=seed)
+        return metrics.Score(value=mean, std=std, name="KID", n_real=self.n_eval, n_fake=len(x),
+                             feature_dim=self.extractor.feature_dim, seed=seed,
+                             extractor=self.extractor.name)
+
+    def score_latents(self, z, seed: int | None = None) -> metrics.Score:
+        """FD between latent vectors ``z`` ``(N, latent_dim)`` and the real latents: cheap, for
+        live views; it says nothing about how the decoded images look beyond the VAE."""
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise WorkspaceError(f"score_latents: latents must have shape (N, {self.latent_dim}), got {z.shape}")
+        value = metrics.frechet_distance(*metrics.feature_stats(z), *self._real_latent_stats)
+        return metrics.Score(value=value, name="FD latent", n_real=len(self.real_latents),
+                             n_fake=len(z), feature_dim=self.latent_dim, seed=seed,
+                             extractor=f"VAE latent space ({self.latent_dim}-d)")
+
+    def decode_to_uint8(self, z) -> np.ndarray:
+        """Decode latents ``z`` in [-1, 1] to uint8 tiles ``(N, 28, 28, 4)``."""
+        return np.round(self.vae.decode(z) * 255.0).astype(np.uint8)
+
+    # -- evaluation during training ------------------------------------------------------------
+    def noise_batch(self, n: int, noise_dim: int, seed: int = 0) -> np.ndarray:
+        """The fixed standard-normal noise batch ``(n, noise_dim)`` for ``seed`` (made once)."""
+        from qgan_widgets.generators import sample_noise
+
+        key = (int(n), int(noise_dim), int(seed))
+        with self._lock:
+            if key not in self._noise:
+                self._noise[key] = sample_noise(key[0], key[1], key[2])
+            return self._noise[key]
+
+    def evaluator(self, n_samples: int | None = None, n_grid: int = 16, seed: int = 0):
+        """A function ``evaluate(generator, step) -> (scores, samples)`` for the trainer.
+
+        It runs the generator on a FIXED noise batch of ``n_samples`` (default: as many as there
+        are evaluation images, so generated scores and the floor share N) drawn with ``seed``,
+        and returns
+
+        - ``scores``: ``{"fd": float, "fd_latent": float, "scores": {"fd": Score dict,
+          "fd_latent": Score dict}}`` (FD in classifier features of the decoded images, and FD in
+          the latent space; NaN when the generator's output is not finite);
+        - ``samples``: uint8 tiles ``(n_grid, 28, 28, 4)`` decoded from the first ``n_grid`` noise
+          vectors, the same every call, so grids show training progress.
+
+        About 0.1-0.5 s at the default sizes. Works for any generator with this workspace's
+        ``latent_dim``.
+        """
+        n = self.n_eval if n_samples is None else int(n_samples)
+        if n < 2 or not 0 <= n_grid <= n:
+            raise WorkspaceError(f"evaluator: need n_samples >= 2 and 0 <= n_grid <= n_samples, got "
+                                 f"{n} and {n_grid}")
+
+        def evaluate(generator, step=None):
+            if getattr(generator, "latent_dim", self.latent_dim) != self.latent_dim:
+                raise WorkspaceError(f"evaluator: the generator makes {generator.latent_dim}-d latents "
+                                     f"but this workspace's VAE has latent_dim {self.latent_dim}")
+            noise = self.noise_batch(n, int(generator.noise_dim), seed)
+            z = np.asarray(generator(noise, training=False), dtype=np.float32)
+            if z.shape != (n, self.latent_dim) or not np.all(np.isfinite(z)):
+                nan = float("nan")
+                return {"fd": nan, "fd_latent": nan, "scores": {}}, None
+            z = np.clip(z, -1.0, 1.0)
+            images = self.vae.decode(z)
+            fd, fd_latent = self.score_images(images, seed=seed), self.score_latents(z, seed=seed)
+            samples = np.round(images[:n_grid] * 255.0).astype(np.uint8)
+            return ({"fd": fd.value, "fd_latent": fd_latent.value,
+                     "scores": {"fd": fd.to_dict(), "fd_latent": fd_latent.to_dict()}}, samples)
+
+        return evaluate
