@@ -1,0 +1,222 @@
+"""Sweep definitions, the Ray harness (results as they complete, retries, resume) and a tiny real sweep."""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qgan_widgets import experiments
+from qgan_widgets.experiments import CONFIG_DIR, SweepConfig, SweepConfigError, run_sweep
+
+TINY = {
+    "name": "unit",
+    "workspace": {"latent_dim": 2, "fast": True},
+    "generators": {"quantum": {"qubits": [2], "layers": [1, 2]}, "classical": {"hidden": [[4], [8]]}},
+    "critic": {"widths": [4, 8]},
+    "seeds": [0, 1],
+    "train": {"steps": 5, "eval_every": 1},
+    "analysis": {"n_boot": 20},
+}
+
+
+def write(tmp_path: Path, text: str, name="sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------ sweep definitions
+
+
+@pytest.mark.parametrize("text, where", [
+    ("name: x\ngenerators: {quantum: {qubits: [4]}}\ncritc: {widths: [4]}\n", "critc: unknown key (did you mean 'critic'?)"),
+    ("generators: {quantum: {layers: [1, two]}}\n", "generators.quantum.layers: expected a non-empty list of integers"),
+    ("generators: {quantum: {qubits: [3]}}\n", "generators.quantum.qubits: 3 qubits with readout 'z' give latent_dim 3"),
+    ("generators: {quantum: {entangler: [ring]}}\n", "generators.quantum: entangler must be one of"),
+    ("generators: {classical: {hidden: [[8, 0]]}}\n", "generators.classical.hidden[0]"),
+    ("generators: {classical: {}}\ncritic: {widths: []}\n", "critic.widths"),
+    ("generators: {classical: {}}\nseeds: [0, 0]\n", "seeds: seeds repeat"),
+    ("generators: {classical: {}}\ntrain: {stepz: 5}\n", "train: not valid TrainConfig fields: unknown TrainConfig key(s) stepz"),
+    ("generators: {classical: {}}\ntrain: {seed: 5}\n", "train.seed"),
+    ("generators: {classical: {}}\nanalysis: {rule: best}\n", "analysis.rule"),
+    ("generators: {}\n", "generators: no generators"),
+    ("generators: {quantum: {qubits: [4]}\n", "not readable as YAML"),
+    ("- 1\n- 2\n", "expected a mapping of sections"),
+])
+def test_bad_sweep_files_name_the_file_and_the_key(tmp_path, text, where):
+    path = write(tmp_path, text)
+    with pytest.raises(SweepConfigError) as err:
+        SweepConfig.from_file(path)
+    assert str(err.value).startswith(str(path)) and where in str(err.value)
+
+
+def test_missing_file_and_json_files(tmp_path):
+    with pytest.raises(SweepConfigError, match="no such sweep file"):
+        SweepConfig.from_file(tmp_path / "nope.yaml")
+    path = write(tmp_path, json.dumps(TINY), "sweep.json")
+    assert SweepConfig.from_file(path).to_dict() == SweepConfig(**TINY).to_dict()
+    with pytest.raises(SweepConfigError, match="not readable as JSON"):
+        SweepConfig.from_file(write(tmp_path, "{name: x}", "bad.json"))
+
+
+def test_packaged_sweeps_parse_and_have_the_promised_grids():
+    quick, paper = SweepConfig.from_file("quick"), SweepConfig.from_file(CONFIG_DIR / "sweep-paper.yaml")
+    assert SweepConfig.from_file("tiny").trials().__len__() == 2
+    for cfg in (quick, paper):
+        gens = cfg.generator_configs()
+        for kind in ("quantum", "classical"):
+            caps = {experiments.count_params({"generator": g, "latent_dim": experiments.latent_dim_of(g),
+                                              "critic": {"width": 4, "depth": 2}})[0] for g in gens if g["kind"] == kind}
+            assert len(caps) >= 3, (cfg.name, kind, caps)
+        assert len(cfg.critic["widths"]) >= 3 and cfg.generators["quantum"]["backend"] == "statevector"
+    assert len(paper.trials()) > 2 * len(quick.trials()) and len(paper.seeds) > len(quick.seeds)
+    assert paper.train["steps"] > quick.train["steps"]
+
+
+def test_trial_ids_are_stable_unique_and_follow_the_config():
+    cfg = SweepConfig(**TINY)
+    ids = [t["trial_id"] for t in cfg.trials()]
+    assert len(ids) == len(set(ids)) == 4 * 2 * 2
+    assert ids == [t["trial_id"] for t in SweepConfig(**TINY).trials()]
+    changed = SweepConfig(**{**TINY, "train": {"steps": 6, "eval_every": 1}})
+    assert not set(ids) & {t["trial_id"] for t in changed.trials()}
+    more = SweepConfig(**{**TINY, "seeds": [0, 1, 2]})  # extending a grid keeps the old trials' ids
+    assert set(ids) < {t["trial_id"] for t in more.trials()}
+
+
+def test_auto_latent_dim_gives_each_qubit_count_its_own_workspace():
+    cfg = SweepConfig(name="auto", workspace={"latent_dim": "auto"},
+                      generators={"quantum": {"qubits": [2, 3]}, "classical": {"hidden": [[4]], "latent_dim": [2]}})
+    dims = {t["generator"].get("num_qubits", "c"): t["workspace"]["latent_dim"] for t in cfg.trials()}
+    assert dims == {2: 2, 3: 3, "c": 2}
+    with pytest.raises(SweepConfigError, match="generators.classical.latent_dim"):
+        SweepConfig(workspace={"latent_dim": "auto"}, generators={"classical": {}})
+
+
+def test_labels():
+    assert experiments.generator_label({"kind": "quantum", "num_qubits": 4, "num_layers": 2,
+                                        "entangler": "cry-ring", "readout": "z"}) == "q4x2-cry-ring"
+    assert experiments.generator_label({"kind": "classical", "noise_dim": 4, "latent_dim": 4,
+                                        "hidden": [8, 8]}) == "c8-8-d4"
+
+
+# ------------------------------------------------------------------------------------ Ray harness
+
+
+def fake_trial(spec, marks: str, fail_first: bool = False, always_fail_width: int | None = None):
+    """A stand-in for run_trial: records that it ran (one file per attempt) and returns a summary."""
+    import os
+    from pathlib import Path
+
+    tid = spec["trial_id"]
+    attempt = len(list(Path(marks).glob(f"{tid}.*"))) + 1
+    Path(marks, f"{tid}.{attempt}.{os.getpid()}").touch()
+    if spec["critic"]["width"] == always_fail_width:
+        raise RuntimeError(f"boom in {tid}")
+    if fail_first and attempt == 1:
+        os._exit(3)  # the worker dies, as if killed
+    g = spec["generator"]
+    size = g.get("num_layers", 0) * 10 + sum(g.get("hidden", []))
+    fd = (math.log(spec["critic"]["width"]) - math.log(4 + size / 4)) ** 2 + 0.1 * spec["seed"] + 0.5
+    return {"final_fd": fd, "final_fd_latent": fd / 2, "stable": True, "stability_reasons": [], "wall_time_s": 0.01,
+            "status": "completed", "threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}
+
+
+def ran(marks: Path) -> list[str]:
+    return sorted({p.name.split(".")[0] for p in marks.iterdir()})
+
+
+@pytest.fixture(scope="class")
+def local_ray():
+    """One local Ray for the harness tests (run_sweep reuses an initialised Ray and leaves it up)."""
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    experiments._start_ray(None, 2, {v: "1" for v in experiments.THREAD_VARS})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.usefixtures("local_ray")
+class TestRayHarness:
+    def test_sweep_writes_every_trial_and_the_analysis(self, tmp_path, capsys):
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        df = run_sweep(SweepConfig(**TINY), tmp_path / "out", trial_fn=functools.partial(fake_trial, marks=str(marks)))
+        assert len(df) == 16 and set(df["status"]) == {"done"} and len(ran(marks)) == 16
+        assert set(df["threads"].astype(str)) == {"1"}  # one TensorFlow thread per trial
+        csv = pd.read_csv(tmp_path / "out" / "trials.csv")
+        for col in ("trial_id", "generator_kind", "generator_params", "critic_width", "critic_params", "seed",
+                    "final_fd", "final_fd_latent", "stable", "stability_reasons", "wall_time_s", "status", "error"):
+            assert col in csv.columns
+        assert csv.loc[csv.generator_label == "q2x1-cry-ring", "generator_params"].unique().tolist() == [24]
+        for name in ("fit.json", "scaling.png", "report.md", "sweep.json", "results.jsonl", "optimal.csv"):
+            assert (tmp_path / "out" / name).exists(), name
+        fits = json.loads((tmp_path / "out" / "fit.json").read_text())
+        assert {"a", "b", "r2", "ci_b"} <= set(fits["quantum"]) and {"a", "b", "r2", "ci_b"} <= set(fits["classical"])
+        out = capsys.readouterr().out
+        assert "[16/16] done 16, running 0, failed 0" in out and "left ~" in out
+
+    def test_resume_runs_only_the_missing_trials(self, tmp_path):
+        cfg, out = SweepConfig(**TINY), tmp_path / "out"
+        first, second = tmp_path / "m1", tmp_path / "m2"
+        first.mkdir(), second.mkdir()
+        run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(first)), analyze_results=False)
+        # The sweep "was interrupted": keep 5 finished results and a torn last line.
+        lines = (out / "results.jsonl").read_text().splitlines()
+        kept = [json.loads(line)["trial_id"] for line in lines[:5]]
+        (out / "results.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:40])
+        df = run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(second)), analyze_results=False)
+        assert ran(second) == sorted(set(t["trial_id"] for t in cfg.trials()) - set(kept))
+        assert len(df) == 16 and set(df["status"]) == {"done"}
+        third = tmp_path / "m3"
+        third.mkdir()
+        run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(third)), analyze_results=False)
+        assert ran(third) == []  # nothing left to do
+
+    def test_failed_trials_are_retried_recorded_and_rerun(self, tmp_path):
+        cfg, out = SweepConfig(**{**TINY, "generators": {"quantum": {"qubits": [2]}}}), tmp_path / "out"
+        marks = tmp_path / "m1"
+        marks.mkdir()
+        df = run_sweep(cfg, out, max_retries=1, analyze_results=False, progress=False,
+                       trial_fn=functools.partial(fake_trial, marks=str(marks), fail_first=True, always_fail_width=8))
+        attempts = {}
+        for p in marks.iterdir():
+            attempts[p.name.split(".")[0]] = attempts.get(p.name.split(".")[0], 0) + 1
+        assert set(attempts.values()) == {2}  # the killed worker and the raising trial were retried once
+        done, failed = df[df.status == "done"], df[df.status == "failed"]
+        assert len(done) == len(failed) == 2 and set(failed.critic_width) == {8}
+        assert failed["error"].str.contains("RuntimeError: boom in").all() and not failed["stable"].any()
+        marks2 = tmp_path / "m2"
+        marks2.mkdir()
+        df = run_sweep(cfg, out, analyze_results=False, trial_fn=functools.partial(fake_trial, marks=str(marks2)))
+        assert ran(marks2) == sorted(failed.trial_id) and set(df.status) == {"done"}
+        assert len(pd.read_csv(out / "trials.csv")) == 4
+
+
+def test_cli_reports_bad_config_and_analyzes_existing_results(tmp_path, capsys):
+    assert experiments.main(["--config", str(write(tmp_path, "generators: {}\n"))]) == 2
+    assert "generators: no generators" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiments.main(["--out", str(tmp_path)])  # neither --config nor --quick
+
+
+# ------------------------------------------------------------------------------- a real tiny sweep
+
+
+@pytest.mark.slow
+def test_tiny_real_sweep_on_local_ray(tmp_path):
+    out = tmp_path / "tiny"
+    assert experiments.main(["--config", "tiny", "--out", str(out), "--num-cpus", "2"]) == 0
+    df = pd.read_csv(out / "trials.csv")
+    assert len(df) == 2 and set(df["status"]) == {"done"}, df[["status", "error"]]
+    assert set(df["generator_kind"]) == {"quantum", "classical"}
+    assert df["final_fd"].map(math.isfinite).all() and (df["wall_time_s"] > 0).all()
+    assert (df["critic_params"] == 4 * 2 + 4 + 20 + 5).all()  # latent 2, width 4, depth 2
+    assert {"fit.json", "report.md", "scaling.png"} <= {p.name for p in out.iterdir()}
+    assert not os.environ.get("RAY_ADDRESS")
