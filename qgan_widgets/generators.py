@@ -465,10 +465,6 @@ class QuantumGenerator(keras.Model):
     # -- memory -------------------------------------------------------------------------------
     def memory_bytes(self, batch: int) -> int:
         """Estimated peak memory in bytes of simulating a batch of ``batch`` samples."""
-        backend = getattr(self, "_backend", None)
-        fn = getattr(backend, "memory_bytes", None)
-        if callable(fn):
-            return int(fn(batch))
         if self._settings["backend"] == "statevector":
             try:
                 from qgan_widgets import statevector
@@ -476,6 +472,9 @@ class QuantumGenerator(keras.Model):
                 return int(statevector.memory_bytes(self.num_qubits, batch))
             except (ImportError, AttributeError):
                 pass
+        fn = getattr(getattr(self, "_backend", None), "memory_bytes", None)
+        if self._settings["backend"] in ("tfq", "qsim") and callable(fn):
+            return int(fn(batch))
         return 2**self.num_qubits * 8 * MEMORY_FACTOR * int(batch)
 
     @tf.autograph.experimental.do_not_convert
