@@ -390,3 +390,22 @@ def test_checkpoints_restore_into_a_rebuilt_generator(tmp_path):
         assert not np.allclose(other(noise).numpy(), gen(noise).numpy())
         tf.train.Checkpoint(generator=other).read(path).assert_consumed()
         np.testing.assert_array_equal(other(noise).numpy(), gen(noise).numpy())
+
+
+@pytest.mark.skipif(not HAS_STATEVECTOR, reason="qgan_widgets.statevector is not there yet")
+def test_statevector_backend_gives_tfqs_outputs_and_gradients_through_the_generator():
+    tfq_gen = G.QuantumGenerator(4, 2, readout="xz", seed=30, init_scale=1.0)
+    sv_gen = G.build_generator(**{**tfq_gen.config(), "backend": "statevector"})
+    assert sv_gen.differentiable and sv_gen.backend_name == "statevector"
+    noise = tf.constant(G.sample_noise(16, 4, 31))
+
+    @tf.function
+    def step(gen, z):
+        with tf.GradientTape() as tape:
+            out = gen(z)
+            loss = tf.reduce_sum(out * tf.range(1.0, 9.0))
+        return [out] + tape.gradient(loss, gen.trainable_weights)
+
+    for want, got in zip(step(tfq_gen, noise), step(sv_gen, noise)):
+        want = want.numpy()  # float32 sums over 16 samples: compare relative to the largest entry
+        np.testing.assert_allclose(got.numpy(), want, atol=3e-5 * max(1.0, np.abs(want).max()))
