@@ -10,8 +10,8 @@ Scores computed with it are named honestly, e.g. "FD 12.3 (..., SAT-4 classifier
 -- never "FID".
 
 Trained once per data set and cached under ``data.cache_dir()/features/``, keyed by the data set's
-fingerprint and the extractor's configuration (:meth:`FeatureExtractor.for_dataset`). Notebook
-``05_scores`` teaches it.
+fingerprint and the extractor's configuration (:meth:`FeatureExtractor.for_dataset`). Notebooks
+``04_training_latent_style_qgan`` and ``05_classical_vs_quantum`` use it.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ judgement for a training run.
 Pure numpy/scipy (no TensorFlow), all arithmetic in float64. The features these functions compare
 come from elsewhere: :mod:`qgan_widgets.features` (a SAT-4 classifier's penultimate layer, for
 images) or the VAE latent space (for the cheap live score). :mod:`qgan_widgets.pipeline` wires them
-together; notebook 05 teaches the scores.
+together; notebooks ``02_vae_latent_space`` (the floor), ``04_training_latent_style_qgan`` (FD
+during training, stability) and ``05_classical_vs_quantum`` teach the scores.
 
 Frechet distance between two Gaussians ``N(mu1, S1)`` and ``N(mu2, S2)``::
 

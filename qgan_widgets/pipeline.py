@@ -12,7 +12,8 @@ The VAE and the feature extractor are cached under ``data.cache_dir()`` (``vae/`
 ``features/``), keyed by the data set's fingerprint (source, subset sizes, seed) and their
 configuration, so a second ``prepare`` with the same settings loads them in about a second. One
 workspace serves any number of generators with its ``latent_dim`` (the dashboard and the sweeps
-reuse it) and may be used from a worker thread. Notebooks ``04_training`` and ``05_scores``.
+reuse it) and may be used from a worker thread. Notebooks
+``04_training_latent_style_qgan`` and ``05_classical_vs_quantum``.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The latent GAN never sees pixels: generators produce latent vectors in [-1, 1] (
 live there) and this VAE's decoder turns them into tiles. The paper stresses that tuning the
 autoencoder is crucial, so the module ships the diagnostics for it: :func:`vae_diagnostics`
 (reconstruction error, KL per latent dimension, saturation at +-1, warnings in plain words) and
-:func:`beta_sweep`. Notebook ``02_vae`` teaches all of it.
+:func:`beta_sweep`. Notebook ``02_vae_latent_space`` teaches all of it.
 
 How latents are bounded (the choice, and why it is exact)
     The encoder outputs a Gaussian posterior ``q(u|x) = N(mu(x), diag(sigma^2(x)))`` over an
@@ -209,15 +209,20 @@ class VAE:
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write the VAE to directory ``path`` (config.json + Keras HDF5 weights), atomically."""
+        """Write the VAE to directory ``path`` (config.json + Keras HDF5 weights), atomically.
+
+        The training history is kept in config.json; the optimizer state is not saved (training a
+        loaded VAE further starts a fresh Adam)."""
         path = Path(path)
+        history = {k: [None if isinstance(v, float) and not math.isfinite(v) else v for v in vals]
+                   for k, vals in self.history.items()}
         meta = {"format": "qgan_widgets.VAE", "format_version": FORMAT_VERSION,
                 "config": self.config(), "trained_epochs": self.trained_epochs,
-                "latent_bounding": "z = tanh(mu); KL on the unbounded Gaussian", "history": self.history}
+                "latent_bounding": "z = tanh(mu); KL on the unbounded Gaussian", "history": history}
         with atomic_directory(path) as tmp:
             self.encoder.save_weights(str(tmp / _WEIGHTS[0]))
             self.decoder.save_weights(str(tmp / _WEIGHTS[1]))
-            (tmp / "config.json").write_text(json.dumps(meta, indent=1, default=float))
+            (tmp / "config.json").write_text(json.dumps(meta, indent=1, allow_nan=False))
         return path
 
     @classmethod
@@ -336,7 +341,7 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
 
     The history dict has one list per key: ``epoch, beta, loss, recon_mse, kl, val_recon_mse,
     val_kl, seconds``; ``recon_mse`` is per value (image pixels x bands), ``kl`` in nats per image
-    summed over latent dimensions. It is also appended to ``vae.history``. Notebook ``02_vae``.
+    summed over latent dimensions. It is also appended to ``vae.history``. Notebook ``02_vae_latent_space``.
     """
     from qgan_widgets import FAST
     from qgan_widgets._tf import keras, tf
@@ -440,7 +445,7 @@ def vae_diagnostics(vae: VAE, x, batch_size: int = 1024) -> dict:
     latent dimension; ~0 means posterior collapse), ``collapsed_dims`` (KL below
     ``COLLAPSE_KL`` = 0.02), ``latent_std`` per dimension, ``saturation`` (share of encoded values
     with ``|z| > 0.98``; ~0.02 for the prior) and ``saturation_per_dim``, and ``warnings``: plain
-    sentences, empty when all looks fine. Notebook ``02_vae``.
+    sentences, empty when all looks fine. Notebook ``02_vae_latent_space``.
     """
     a = vae._images(x)
     if len(a) < 2:
@@ -493,7 +498,7 @@ def beta_sweep(x, betas=(0.03, 0.1, 0.3, 1.0), latent_dims=(4,), epochs: int | N
 
     Returns a ``pandas.DataFrame``, one row per model: ``latent_dim, beta, recon_mse,
     explained_variance, floor_fd, kl_mean, kl_min, kl_max, collapsed_dims, saturation, warnings,
-    train_seconds``. Notebook ``02_vae``.
+    train_seconds``. Notebook ``02_vae_latent_space``.
     """
     import pandas as pd
 
