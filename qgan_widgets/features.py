@@ -81,9 +81,11 @@ class FeatureExtractor:
         logits = L.Dense(len(CLASS_NAMES), kernel_initializer=init(), name="logits")(L.ReLU()(feats))
         classifier = keras.Model(x, logits, name="sat4_classifier")
         feature_model = keras.Model(x, feats, name="sat4_features")
-        fn = tf.function(lambda a: (feature_model(a, training=False), classifier(a, training=False)),
-                         input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
-        return classifier, fn
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
+        def features_and_logits(a):
+            return feature_model(a, training=False), classifier(a, training=False)
+
+        return classifier, features_and_logits
 
     # -- identity --------------------------------------------------------------------------------
     @property

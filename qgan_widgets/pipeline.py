@@ -57,8 +57,12 @@ class Workspace:
       (the test split) and their (mean, covariance);
     - ``floor``: the reconstruction floor, a :class:`~qgan_widgets.metrics.Score`: FD between VAE
       reconstructions of as many *training* tiles as there are evaluation images and the real
-      evaluation images. Separate images on both sides, like a generated score, so the floor
-      carries the same small-sample bias; no latent GAN on this VAE can score below it;
+      evaluation images (separate images on both sides, like a generated score, so the floor
+      carries the same small-sample bias). It is what a generator that matched the real latents
+      exactly would score: the reference for every generated score. It is not a strict bound: a
+      generator can land somewhat below it (latents slightly off the real ones can decode to
+      tiles the classifier finds closer to real), which means the floor is reached, not that the
+      generator beats the VAE;
     - ``vae_report``: :func:`qgan_widgets.vae.vae_diagnostics` on the evaluation images.
     """
 

@@ -128,12 +128,16 @@ class VAE:
         from qgan_widgets._tf import tf
 
         enc, dec = self.encoder, self.decoder
-        self._encode_fn = tf.function(
-            lambda x: enc(x, training=False),
-            input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
-        self._decode_fn = tf.function(
-            lambda z: dec(z, training=False),
-            input_signature=[tf.TensorSpec((None, self.latent_dim), tf.float32)])
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
+        def encode_fn(x):
+            return enc(x, training=False)
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, self.latent_dim), tf.float32)])
+        def decode_fn(z):
+            return dec(z, training=False)
+
+        self._encode_fn, self._decode_fn = encode_fn, decode_fn
 
     # -- configuration ---------------------------------------------------------------------------
     @staticmethod
@@ -493,8 +497,9 @@ def beta_sweep(x, betas=(0.03, 0.1, 0.3, 1.0), latent_dims=(4,), epochs: int | N
     ``x``: training images; ``x_eval``: held-out images to judge on (default: 20% of ``x`` held
     out with ``seed``). With a feature ``extractor`` (a :class:`qgan_widgets.features.FeatureExtractor`
     or anything with ``score(real, fake, seed) -> Score``) each row also gets ``floor_fd``, the
-    reconstruction floor: FD between the extractor's features of the held-out images and of their
-    reconstructions, the best FD a latent GAN on that VAE can reach.
+    reconstruction floor as :class:`qgan_widgets.pipeline.Workspace` computes it: FD between the
+    extractor's features of the held-out images and of reconstructions of as many training images,
+    what a latent GAN matching the real latents exactly would score on that VAE.
 
     Returns a ``pandas.DataFrame``, one row per model: ``latent_dim, beta, recon_mse,
     explained_variance, floor_fd, kl_mean, kl_min, kl_max, collapsed_dims, saturation, warnings,
@@ -505,6 +510,7 @@ def beta_sweep(x, betas=(0.03, 0.1, 0.3, 1.0), latent_dims=(4,), epochs: int | N
     x = np.asarray(x)
     if x_eval is None:
         x, x_eval = _split_validation(x, 0.2, seed)
+    x_floor = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:len(x_eval)])]
     rows = []
     for latent_dim in latent_dims:
         for beta in betas:
@@ -516,7 +522,7 @@ def beta_sweep(x, betas=(0.03, 0.1, 0.3, 1.0), latent_dims=(4,), epochs: int | N
             d = vae_diagnostics(vae, x_eval)
             floor = math.nan
             if extractor is not None:
-                floor = float(extractor.score(x_eval, vae.reconstruct(x_eval), seed=seed).value)
+                floor = float(extractor.score(x_eval, vae.reconstruct(x_floor), seed=seed).value)
             kl = np.array(d["kl_per_dim"])
             rows.append({"latent_dim": latent_dim, "beta": float(beta), "recon_mse": d["recon_mse"],
                          "explained_variance": d["explained_variance"], "floor_fd": floor,
