@@ -145,7 +145,7 @@ class FeatureExtractor:
             if not np.isfinite(total):
                 raise FeatureExtractorError(f"FeatureExtractor.train: the loss became NaN/inf in "
                                             f"epoch {epoch + 1}; lower the learning rate")
-            if verbose:
+            if verbose and ((epoch + 1) % max(1, epochs // 4) == 0 or epoch + 1 == epochs):
                 print(f"[features] epoch {epoch + 1}/{epochs}: loss {total / len(order):.3f}")
         ext.train_accuracy = ext.accuracy(x, y)
         ext.test_accuracy = ext.accuracy(dataset.x_test, dataset.y_test)

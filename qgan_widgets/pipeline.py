@@ -87,6 +87,10 @@ class Workspace:
         self.vae_report = vae_diagnostics(vae, x_eval)
         if verbose:
             print(f"[workspace] reconstruction floor: {self.floor}")
+            if self.n_eval < 10 * extractor.feature_dim:
+                print(f"[workspace] note: {self.n_eval} evaluation images for {extractor.feature_dim} "
+                      f"features: FD is biased upwards at this size; compare scores at equal N, or "
+                      f"use KID (kid_images), which is unbiased")
             for w in self.vae_report["warnings"]:
                 print(f"[workspace] VAE warning: {w}")
 
