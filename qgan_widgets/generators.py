@@ -336,8 +336,9 @@ class QuantumGenerator(keras.Model):
     ``readout="z"`` gives ``latent_dim = num_qubits`` (column k = <Z_k>); ``readout="xz"`` gives
     ``2 * num_qubits`` (all <X_k>, then all <Z_k>). The trainable weights are ``w`` and ``b``, one
     each per parameterised gate (``count_parameters()`` = ``circuits.count_parameters``), drawn
-    uniformly from ``[-init_scale, init_scale]`` with ``seed`` (same seed, same weights). Extra
-    keyword arguments are options of the backend (e.g. ``shots=1000`` for ``"qsim"``).
+    uniformly from ``[-init_scale, init_scale]`` with ``seed`` (same seed, same weights; for
+    ``"qsim"`` also the same measurement samples). Extra keyword arguments are options of the
+    backend (e.g. ``shots=1000`` or ``noise=0.01`` for ``"qsim"``).
     Taught in notebook ``03_style_quantum_generator``.
     """
 
@@ -376,7 +377,10 @@ class QuantumGenerator(keras.Model):
         })
         object.__setattr__(self, "_memory_checked", set())
         self._check_memory(1)
-        object.__setattr__(self, "_backend", make_backend(backend, style, observables, **backend_options))
+        options = dict(backend_options)
+        if backend == "qsim":
+            options["seed"] = seed  # same seed, same shots and trajectories
+        object.__setattr__(self, "_backend", make_backend(backend, style, observables, **options))
         rng = np.random.default_rng(seed)
         g = style.num_gates
         w0 = rng.uniform(-init_scale, init_scale, g).astype(np.float32)

@@ -221,8 +221,10 @@ def test_shots_estimates_are_within_statistical_error():
     sigma = np.sqrt(np.clip(1 - want**2, 1e-3, None) / shots)
     assert np.all(np.abs(got - want) <= 5 * sigma + 1e-6)
     assert np.any(got != want)  # really sampled
+    np.testing.assert_array_equal(G.build_generator(**sampled.config())(noise).numpy(), got)  # seeded
     # Estimates are means of +-1 outcomes: multiples of 2 / shots.
-    np.testing.assert_allclose((got * shots) % 2, 0, atol=1e-2)
+    half_counts = got * shots / 2
+    np.testing.assert_allclose(half_counts, np.round(half_counts), atol=1e-2)
 
 
 def test_depolarising_noise_pulls_expectations_towards_zero():
