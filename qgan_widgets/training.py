@@ -406,7 +406,9 @@ class WGANGPTrainer:
             (cfg.eval_samples, self.noise_dim)).astype(np.float32)
         self._ckpt = tf.train.Checkpoint(generator=generator, critic=critic, g_opt=self._g_opt,
                                          d_opt=self._d_opt, step=self._step_var, rng=self._rng)
-        self._train_step = tf.function(self._step_impl)
+        # No AutoGraph: the step has no tensor-dependent Python control flow, and AutoGraph
+        # re-reads source files at trace time (wrong code if a file was edited since import).
+        self._train_step = tf.function(self._step_impl, autograph=False)
 
     # ----------------------------------------------------------------------------- one step
     def _step_impl(self):

@@ -18,9 +18,9 @@ import pytest
 
 import qgan_widgets  # noqa: F401  (Keras guard first)
 from qgan_widgets._tf import keras, tf
-from qgan_widgets.critic import Critic
+from qgan_widgets.critic import Critic, critic_count_parameters
 from qgan_widgets.training import (STEP_KEYS, Callback, TrainConfig, TrainingDiverged, WGANGPTrainer,
-                                   gradient_penalty, latest_checkpoint)
+                                   gradient_penalty, latest_checkpoint, run_training)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -310,7 +310,7 @@ def test_sigkilled_process_resumes_to_the_same_result(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(TOY_SOURCE + textwrap.dedent(f"""
         import sys, time
-        from qgan_widgets.critic import Critic
+        from qgan_widgets.critic import Critic, critic_count_parameters
         from qgan_widgets.training import Callback, TrainConfig, WGANGPTrainer
 
         class Slow(Callback):
@@ -433,3 +433,54 @@ def test_stop_event_from_another_thread(tmp_path):
     assert not worker.is_alive()
     assert trainer.result.status == "stopped" and 0 < trainer.result.steps < 100000
     assert latest_checkpoint(tmp_path).name == f"step-{trainer.result.steps:06d}"
+
+
+# ------------------------------------------------------------------------------ run_training
+class TinyWorkspace:
+    """Duck-typed stand-in for pipeline.Workspace: real latents, an evaluator and a floor."""
+
+    def __init__(self):
+        self.real_latents = real_latents()
+        self.floor = {"value": 0.01, "name": "FD floor"}
+        self.calls = []
+
+    def evaluator(self, **options):
+        self.calls.append(options)
+
+        def evaluate(generator, step):
+            z = np.asarray(generator(tf.constant(np.random.default_rng(0).standard_normal(
+                (500, generator.noise_dim)), tf.float32)))
+            from qgan_widgets import metrics
+
+            return {"fd": metrics.fd_from_samples(z, self.real_latents)}, None
+
+        return evaluate
+
+
+def test_run_training_builds_trains_and_summarises(tmp_path):
+    ws = TinyWorkspace()
+    summary = run_training({"kind": "classical", "noise_dim": 2, "latent_dim": 2, "hidden": [16]},
+                           {"width": 16}, {**fast_config(steps=60, n_critic=3).to_dict()}, workspace=ws,
+                           out_dir=tmp_path / "run", evaluator_options={"n_grid": 0})
+    assert ws.calls == [{"n_grid": 0}]
+    assert summary["status"] == "completed" and summary["steps"] == 60
+    assert summary["generator_kind"] == "classical" and summary["generator_params"] == 2 * 16 + 16 + 16 * 2 + 2
+    assert summary["critic_width"] == 16 and summary["critic_params"] == critic_count_parameters(2, 16)
+    assert summary["final_fd"] == pytest.approx(json.loads(json.dumps(summary))["final_fd"])
+    assert math.isfinite(summary["final_fd"]) and math.isfinite(summary["final_fd_latent"])
+    assert summary["fd_reconstruction_floor"] == 0.01 and summary["seed"] == 3
+    assert isinstance(summary["stable"], bool) and isinstance(summary["stability_reasons"], list)
+    assert summary["generator_config"]["seed"] == 3  # defaults to the train seed
+    assert (tmp_path / "run" / "config.json").is_file() and summary["wall_time_s"] > 0
+    json.dumps(summary)
+    # Too few evaluations to judge: not stable, and the reason says so.
+    assert not summary["stable"] and "evaluations" in summary["stability_reasons"][0]
+
+    diverged = run_training({"kind": "classical", "noise_dim": 2, "latent_dim": 2, "hidden": [16]},
+                            {"width": 16}, fast_config(steps=20, max_abs_loss=1e-6, divergence_patience=1),
+                            workspace=ws)
+    assert diverged["status"] == "diverged" and not diverged["stable"]
+    assert "diverged" in diverged["stability_reasons"][0]
+    with pytest.raises(ValueError, match="latent_dim"):
+        run_training({"kind": "classical", "noise_dim": 2, "latent_dim": 2}, {"width": 4, "latent_dim": 3},
+                     fast_config(), workspace=ws)

@@ -1,0 +1,78 @@
+"""The main job: the command line, the backend choice and a tiny end-to-end run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import qgan_widgets  # noqa: F401  (Keras guard first)
+from qgan_widgets import demo
+
+SUMMARY_KEYS = {"fd_generated", "fd_untrained", "fd_reconstruction_floor", "fd_classical", "n_samples",
+                "feature_dim", "seed", "dataset", "generator_params", "classical_params", "backend",
+                "wall_time_s", "quantum", "classical"}
+
+
+def test_command_line_options(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: calls.append(kw) or {})
+    monkeypatch.setattr(qgan_widgets, "FAST", False)
+    assert demo.main(["--out", str(tmp_path), "--seed", "3", "--backend", "tfq", "--data", "x.mat"]) == 0
+    assert calls[-1] == {"quick": False, "out": str(tmp_path), "source": "x.mat", "backend": "tfq",
+                         "seed": 3, "progress": True}
+    demo.main(["--quick", "--no-progress"])
+    assert calls[-1]["quick"] is True and calls[-1]["out"] == "runs/demo" and calls[-1]["progress"] is False
+    monkeypatch.setattr(qgan_widgets, "FAST", True)
+    demo.main([])
+    assert calls[-1]["quick"] is True  # QGAN_FAST=1 means the small configuration
+    for bad in (["--backend", "qsim"], ["--backend", "nope"], ["--seed", "-1"], ["--seed", "x"]):
+        with pytest.raises(SystemExit):
+            demo.main(bad)
+
+
+def test_configurations():
+    quick, full = demo.train_config(True, seed=4), demo.train_config(False)
+    assert quick.seed == 4 and quick.steps < full.steps
+    assert full.steps % full.eval_every == 0 and quick.steps % quick.eval_every == 0
+    from qgan_widgets.circuits import count_parameters, latent_dim_for
+
+    assert latent_dim_for(demo.QUANTUM["num_qubits"], demo.QUANTUM["readout"]) == 4
+    assert count_parameters(demo.QUANTUM["num_qubits"], demo.QUANTUM["num_layers"], demo.QUANTUM["entangler"]) == 88
+
+
+def test_backend_choice():
+    assert demo.choose_backend("tfq") == "tfq"
+    with pytest.raises(ValueError, match="--backend must be one of"):
+        demo.choose_backend("gpu")
+    assert demo.choose_backend(None, verbose=False) in ("statevector", "tfq")
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run(tmp_path, capsys):
+    out = tmp_path / "demo"
+    summary = demo.run_demo(quick=True, out=out, seed=0, steps=100, progress=False)
+    printed = capsys.readouterr().out
+    assert SUMMARY_KEYS <= set(summary)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["dataset"] == "sat4-synthetic" and summary["dataset_is_standin"]
+    assert "STAND-IN" in printed and str(out) in printed
+    assert summary["n_samples"] >= 100 and summary["feature_dim"] > 1 and summary["seed"] == 0
+    assert summary["quantum"]["steps"] == summary["classical"]["steps"] == 100
+    # Similar capacity: the classical generator is within 25% of the quantum parameter count.
+    assert abs(summary["classical_params"] - summary["generator_params"]) <= 0.25 * summary["generator_params"]
+    # The trained quantum generator is clearly better than untrained, and never below what the
+    # small-sample noise allows around the floor.
+    assert summary["fd_generated"] < 0.5 * summary["fd_untrained"]
+    assert summary["fd_generated"] > 0.5 * summary["fd_reconstruction_floor"]
+    for name in ("summary.json", "metrics.csv", "evals.csv", "samples.png", "fd_curve.png"):
+        assert (out / name).stat().st_size > 100, name
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("generator,step,d_loss") and len(lines) == 1 + 2 * 100
+    for name in ("quantum", "classical"):
+        assert (out / name / "config.json").is_file() and (out / name / "checkpoints").is_dir()
+    # Running again with the same settings resumes the finished runs instead of retraining.
+    again = demo.run_demo(quick=True, out=out, seed=0, steps=100, progress=False)
+    assert "resuming" in capsys.readouterr().out
+    assert again["fd_generated"] == summary["fd_generated"]
+    assert again["fd_classical"] == summary["fd_classical"]
