@@ -1,0 +1,440 @@
+"""The Explorer dashboard: controls, live views and the buttons that drive a run.
+
+Taught in notebook ``07_explorer``; served to students as a web app by ``make dashboard`` (Voila on
+``notebooks/dashboard.ipynb``)::
+
+    from qgan_widgets.widgets import Explorer
+    Explorer().display()                    # or just `Explorer()` as the last line of a cell
+
+    ex = Explorer(num_qubits=2, steps=50)   # in a script or a test: no browser needed
+    result = ex.run_sync()
+
+Controls write into an :class:`~qgan_widgets.widgets.state.ExplorerState`; the views observe it;
+the :class:`~qgan_widgets.widgets.runner.Runner` trains in a worker thread and publishes progress
+into it. Widget updates from that thread only set widget values (``Image.value``,
+``HTML.value``, ``Output.append_stderr``), which ipywidgets sends safely from any thread; nothing
+prints or uses ``with output:`` there.
+"""
+from __future__ import annotations
+
+import html
+import math
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import ipywidgets as W
+
+from qgan_widgets.circuits import ENTANGLERS
+from qgan_widgets.widgets import plots
+from qgan_widgets.widgets.runner import Runner
+from qgan_widgets.widgets.state import (
+    ACTIVE, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, ExplorerError, ExplorerState, defaults,
+)
+
+__all__ = ["Explorer"]
+
+_STATUS_COLOURS = {"idle": "#7f8c8d", "preparing": "#8e44ad", "training": "#2471a3", "paused": "#b9770e",
+                   "stopping": "#b9770e", "stopped": "#566573", "completed": "#1e8449", "diverged": "#c0392b",
+                   "error": "#c0392b"}
+_STYLE = {"description_width": "110px"}
+
+
+def _row() -> W.Layout:
+    return W.Layout(width="330px")  # one Layout per widget: hiding one control must not hide others
+
+
+class _Renderer:
+    """Redraws the figure views in one background thread. Requests coalesce: a view asked for
+    several times while busy is drawn once, from the newest state, so training never waits for
+    matplotlib, and drawing takes at most about a third of a core (it pauses twice as long as the
+    last drawing took, at least ``min_pause`` seconds)."""
+
+    def __init__(self, jobs: dict, min_pause: float = 0.25):
+        self.jobs, self.min_pause = jobs, float(min_pause)
+        self._dirty: list[str] = []
+        self._busy = False
+        self._urgent = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def request(self, name: str, urgent: bool = False) -> None:
+        """Draw view ``name`` soon; ``urgent`` skips the pause (e.g. when a run has ended)."""
+        with self._cond:
+            if name not in self._dirty:
+                self._dirty.append(name)
+            self._urgent = self._urgent or urgent
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="qgan-explorer-views", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every requested view is drawn (False on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._dirty or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._dirty:
+                    self._cond.wait()
+                names, self._dirty = self._dirty, []
+                self._busy = True
+            t0 = time.perf_counter()
+            for name in names:
+                try:
+                    self.jobs[name]()
+                except Exception:  # a drawing problem must not end the view thread
+                    self.errors.append(traceback.format_exc())
+            elapsed = time.perf_counter() - t0
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                deadline = time.monotonic() + max(self.min_pause, 2 * elapsed)
+                while not self._urgent and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                self._urgent = False
+
+
+class Explorer:
+    """The dashboard. ``Explorer(workspace=None, runs_dir=None, workspace_options=None, **initial)``.
+
+    - ``initial``: starting values of the configuration (see ``ExplorerState``; e.g.
+      ``num_qubits=2, critic_width=16, steps=100``); bad values raise :class:`ExplorerError`.
+    - ``workspace``: a prepared :class:`~qgan_widgets.pipeline.Workspace` to use for its latent
+      dimension (``num_qubits`` defaults to it); other latent sizes are prepared on demand with
+      ``workspace_options`` (keywords of ``Workspace.prepare``), once per process.
+    - ``runs_dir``: where run directories go (default ``<cache>/explorer-runs``).
+
+    ``display()`` shows it; ``set(...)`` changes settings like the controls do; ``train()``,
+    ``pause()``, ``resume()``, ``stop()``, ``reset()`` are the buttons; ``run_sync(steps)``
+    trains in the calling thread and returns the ``TrainResult``.
+    """
+
+    def __init__(self, workspace=None, runs_dir=None, workspace_options: dict | None = None, **initial):
+        if workspace is not None and not hasattr(workspace, "real_latents"):
+            raise ExplorerError(f"workspace must be a prepared pipeline.Workspace, got {type(workspace).__name__}")
+        start = defaults()
+        if workspace is not None and "num_qubits" not in initial and initial.get("readout", "z") == "z" \
+                and workspace.latent_dim <= MAX_QUBITS:
+            start["num_qubits"] = int(workspace.latent_dim)
+        self.state = ExplorerState()
+        self.state.update(**{**start, **initial})
+        if runs_dir is None:
+            from qgan_widgets import data
+
+            runs_dir = data.cache_dir() / "explorer-runs"
+        self.errors: list[str] = []
+        self.runner = Runner(self.state, Path(runs_dir), workspace=workspace,
+                             workspace_options=workspace_options, report_error=self._report_error)
+        self._syncing = False
+        self._render_lock = threading.Lock()
+        self._build()
+        self._renderer = _Renderer({"curves": self._draw_curves, "samples": self._draw_samples})
+        self._wire()
+        self._render_config()
+        self._draw_curves()
+        self._draw_samples()
+        self._render_status()
+        self._apply_lock()
+
+    # -- public API ------------------------------------------------------------------------------
+    @property
+    def widget(self) -> W.Widget:
+        """The whole dashboard as one ipywidgets container."""
+        return self._app
+
+    def display(self) -> None:
+        """Show the dashboard in the current notebook output (or Voila page)."""
+        from IPython.display import display
+
+        display(self._app)
+
+    def _ipython_display_(self) -> None:
+        self.display()
+
+    def set(self, **values) -> None:
+        """Change settings (as the controls do): checked together and applied at once, or
+        :class:`ExplorerError` and nothing changes. Shape-changing settings are refused while a run
+        is in progress."""
+        self.state.update(**values)
+
+    def train(self, steps: int | None = None) -> None:
+        """Start (or continue) training in a worker thread; returns at once (the Train button)."""
+        self.runner.start(steps)
+
+    def run_sync(self, steps: int | None = None):
+        """Train in the calling thread and return the ``TrainResult`` (for scripts and tests); the
+        views are drawn when it returns."""
+        try:
+            return self.runner.run_sync(steps)
+        finally:
+            self.flush()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the figure views show the current state (False on timeout)."""
+        return self._renderer.flush(timeout)
+
+    def pause(self) -> None:
+        self.runner.pause()
+
+    def resume(self) -> None:
+        self.runner.resume()
+
+    def stop(self, wait: bool = False, timeout: float | None = None) -> bool:
+        """Stop after the current step; the run's records and checkpoint stay on disk."""
+        return self.runner.stop(wait=wait, timeout=timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run in the worker thread has ended (False on timeout)."""
+        return self.runner.wait(timeout)
+
+    def reset(self) -> None:
+        """Forget the current run and its curves (its directory stays): Train starts a new run."""
+        self.runner.reset()
+
+    @property
+    def trainer(self):
+        """The current run's ``WGANGPTrainer`` (None before the first Train and after Reset)."""
+        return self.runner.trainer
+
+    # -- building --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        st = self.state
+        def slider(**kw):
+            return W.IntSlider(continuous_update=False, style=_STYLE, layout=_row(), **kw)
+
+        c = self.controls = {
+            "kind": W.ToggleButtons(options=[("quantum", "quantum"), ("classical", "classical")],
+                                    value=st.kind, description="generator", style={"button_width": "100px",
+                                                                                   **_STYLE}),
+            "num_qubits": slider(value=st.num_qubits, min=1, max=MAX_QUBITS, description="qubits"),
+            "num_layers": slider(value=st.num_layers, min=1, max=MAX_LAYERS, description="layers"),
+            "entangler": W.Dropdown(options=list(ENTANGLERS), value=st.entangler, description="entangler",
+                                    style=_STYLE, layout=_row()),
+            "hidden_width": slider(value=st.hidden_width, min=1, max=max(128, st.hidden_width),
+                                   description="hidden width"),
+            "critic_width": slider(value=st.critic_width, min=1, max=max(256, st.critic_width),
+                                   description="critic width"),
+            "learning_rate": W.Text(value=f"{st.learning_rate:g}", description="learning rate",
+                                    continuous_update=False, style=_STYLE, layout=_row()),
+            "steps": W.IntText(value=st.steps, description="steps", continuous_update=False, style=_STYLE,
+                               layout=_row()),
+            "view": W.ToggleButtons(options=[("RGB", "rgb"), ("NDVI", "ndvi")], value=st.view,
+                                    description="samples", style={"button_width": "70px", **_STYLE}),
+        }
+        b = self.buttons = {
+            "train": W.Button(description="Train", button_style="success", icon="play",
+                              tooltip="train (or continue) with these settings"),
+            "pause": W.Button(description="Pause", button_style="warning", icon="pause"),
+            "stop": W.Button(description="Stop", button_style="danger", icon="stop",
+                             tooltip="stop after the current step; the run stays on disk"),
+            "reset": W.Button(description="Reset", icon="refresh", tooltip="forget this run; Train starts anew"),
+        }
+        for name, button in b.items():
+            button.layout = W.Layout(width="78px")
+            button.add_class(f"qgan-{name}")
+        for name, control in c.items():
+            control.add_class(f"qgan-control-{name.replace('_', '-')}")
+        image = dict(format="png")
+        v = self.views = {
+            "title": W.HTML("<h2 style='margin:4px 0'>Latent style-QGAN Explorer</h2>"),
+            "info": W.HTML(),
+            "message": W.HTML(),
+            "status": W.HTML(),
+            "counts": W.HTML(),
+            "circuit": W.HTML(),
+            "loss": W.Image(layout=W.Layout(width="440px", margin="0 12px 0 0"), **image),
+            "fd": W.Image(layout=W.Layout(width="440px"), **image),
+            "samples": W.Image(layout=W.Layout(width="724px"), **image),
+            "samples_caption": W.HTML(),
+            "output": W.Output(layout=W.Layout(border="1px solid #ddd", max_height="180px", overflow="auto",
+                                                width="100%")),
+        }
+        for name, view in v.items():
+            view.add_class(f"qgan-{name.replace('_', '-')}")
+        self._figures = {"loss": plots.new_figure(5.5, 3.4), "fd": plots.new_figure(5.5, 3.4)}
+        placeholder = plots.new_figure(9.0, 1.4)
+        plots.draw_placeholder(placeholder, "", "samples from a fixed noise batch appear here at the first "
+                                                "evaluation")
+        self._sample_placeholder = plots.to_png(placeholder)
+        left = W.VBox([c["kind"], c["num_qubits"], c["num_layers"], c["entangler"], c["hidden_width"],
+                       c["critic_width"], c["learning_rate"], c["steps"],
+                       W.HBox([b["train"], b["pause"], b["stop"], b["reset"]]), v["message"]],
+                      layout=W.Layout(width="350px", margin="0 16px 0 0"))
+        right = W.VBox([v["counts"], v["circuit"]], layout=W.Layout(flex="1", min_width="360px"))
+        self._app = W.VBox([
+            v["title"], v["info"],
+            W.HBox([left, right], layout=W.Layout(align_items="flex-start")),
+            v["status"],
+            W.HBox([v["loss"], v["fd"]], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([c["view"], v["samples_caption"]], layout=W.Layout(align_items="center")), v["samples"],
+            W.HTML("<b style='font-size:12px'>messages and errors</b>"), v["output"],
+        ], layout=W.Layout(padding="4px 8px"))
+        self._app.add_class("qgan-explorer")
+
+    def _wire(self) -> None:
+        guard = self.views["output"].capture()
+        for name, control in self.controls.items():
+            control.observe(guard(lambda change, name=name: self._on_control(name, change["new"])), names="value")
+        self.buttons["train"].on_click(guard(lambda _: self._act(self.train)))
+        self.buttons["pause"].on_click(guard(lambda _: self._act(
+            self.resume if self.state.status == "paused" else self.pause)))
+        self.buttons["stop"].on_click(guard(lambda _: self._act(self.stop)))
+        self.buttons["reset"].on_click(guard(lambda _: self._act(self.reset)))
+        st = self.state
+        st.observe(lambda ch: self._sync_control(ch["name"]), names=list(self.controls))
+        st.observe(lambda ch: self._render_config(), names=["kind", "num_qubits", "num_layers", "entangler",
+                                                              "readout", "hidden_width", "critic_width",
+                                                              "critic_depth"])
+        st.observe(lambda ch: self._render_curves(), names=["revision", "floor"])
+        st.observe(lambda ch: self._render_samples(), names=["samples", "view"])
+        st.observe(lambda ch: self._render_status(), names=["status", "message", "step", "target_steps",
+                                                              "data_info", "run_dir"])
+        st.observe(lambda ch: self._apply_lock(), names=["status"])
+        st.observe(lambda ch: self._on_final(), names=["status"])
+        st.observe(lambda ch: self.runner.set_steps(ch["new"]), names=["steps"])
+
+    # -- controls -> state -----------------------------------------------------------------------
+    def _on_control(self, name: str, value) -> None:
+        if self._syncing:
+            return
+        try:
+            self.state.update(**{name: value})
+        except ExplorerError as err:
+            self._show_message(str(err))
+            self._sync_control(name)
+        else:
+            self._show_message("")
+
+    def _act(self, action) -> None:
+        try:
+            action()
+        except ExplorerError as err:
+            self._show_message(str(err))
+        else:
+            self._show_message("")
+
+    def _sync_control(self, name: str) -> None:
+        """Show the state's value in the control (after a refused input, or a change from code)."""
+        control, value = self.controls[name], getattr(self.state, name)
+        if name == "learning_rate":
+            try:
+                if float(control.value) == value:
+                    return
+            except ValueError:
+                pass
+            value = f"{value:g}"
+        if getattr(control, "max", None) is not None and value > control.max:
+            control.max = value  # e.g. critic_width=512 from code: the slider grows to show it
+        if control.value != value:
+            self._syncing = True
+            try:
+                control.value = value
+            finally:
+                self._syncing = False
+
+    def _show_message(self, text: str) -> None:
+        self.views["message"].value = ("" if not text else
+                                       f"<div style='color:#c0392b;font-size:12px;white-space:normal'>&#9888; "
+                                       f"{html.escape(text)}</div>")
+
+    def _report_error(self, text: str) -> None:
+        self.errors.append(text)
+        self.views["output"].append_stderr(text if text.endswith("\n") else text + "\n")
+
+    # -- state -> views --------------------------------------------------------------------------
+    def _apply_lock(self) -> None:
+        status = self.state.status
+        active = status in ACTIVE
+        for name, control in self.controls.items():
+            control.disabled = active and name in LOCKED_KEYS
+        b = self.buttons
+        b["train"].disabled = active
+        b["reset"].disabled = active
+        b["stop"].disabled = not active or status == "stopping"
+        b["pause"].disabled = status not in ("training", "paused")
+        b["pause"].description = "Resume" if status == "paused" else "Pause"
+        b["pause"].icon = "play" if status == "paused" else "pause"
+
+    def _render_config(self) -> None:
+        st, c = self.state, self.controls
+        quantum = st.kind == "quantum"
+        for name in ("num_layers", "entangler"):
+            c[name].layout.display = None if quantum else "none"
+        c["hidden_width"].layout.display = "none" if quantum else None
+        c["num_qubits"].description = "qubits" if quantum else "latent dim"
+        config = st.config()
+        gen, critic = st.parameter_counts
+        self.views["counts"].value = plots.counts_html(config, gen, critic)
+        try:
+            self.views["circuit"].value = plots.circuit_html(config)
+        except Exception as err:  # a drawing problem must not break the dashboard
+            self.views["circuit"].value = f"<i>circuit diagram unavailable: {html.escape(str(err))}</i>"
+
+    def _on_final(self) -> None:
+        if not self.state.active:  # a run ended: show its last records at once
+            self._renderer.request("curves", urgent=True)
+            self._renderer.request("samples", urgent=True)
+
+    def _render_curves(self) -> None:
+        self._renderer.request("curves")
+
+    def _render_samples(self) -> None:
+        self._renderer.request("samples")
+
+    def _draw_curves(self) -> None:
+        st = self.state
+        history, evals, floor = st.history, st.evals, st.floor
+        with self._render_lock:
+            for name, draw in (("loss", lambda fig: plots.draw_losses(fig, history)),
+                               ("fd", lambda fig: plots.draw_fd(fig, evals, floor))):
+                fig = self._figures[name]
+                draw(fig)
+                self.views[name].value = plots.to_png(fig)
+
+    def _draw_samples(self) -> None:
+        st = self.state
+        samples, view, step = st.samples, st.view, st.sample_step
+        ws = self.runner.workspace
+        standin = bool(ws is not None and ws.dataset.is_standin)
+        with self._render_lock:
+            self.views["samples_caption"].value = plots.samples_caption(step if samples is not None else -1,
+                                                                        view, standin)
+            self.views["samples"].value = (self._sample_placeholder if samples is None else
+                                           plots.image_png(plots.sample_mosaic(samples, view)))
+
+    def _render_status(self) -> None:
+        st = self.state
+        colour = _STATUS_COLOURS.get(st.status, "#555")
+        parts = []
+        if st.target_steps:
+            parts.append(f"step {st.step} / {st.target_steps}")
+        if st.evals:
+            last = st.evals[-1]
+            fd = last.get("fd", math.nan)
+            if math.isfinite(fd):
+                parts.append(f"FD {fd:.4g} (floor {st.floor:.3g})")
+            elif math.isfinite(last.get("fd_latent", math.nan)):
+                parts.append(f"FD latent {last['fd_latent']:.4g}")
+        if st.status == "training" and math.isfinite(st.speed):
+            parts.append(f"{st.speed:.1f} steps/s")
+        detail = " &middot; ".join(parts)
+        message = html.escape(st.message)
+        self.views["status"].value = (
+            f"<div style='margin:6px 0;font-size:13px'><span class='qgan-status-pill' "
+            f"data-status='{st.status}' style='background:{colour};color:white;border-radius:10px;"
+            f"padding:2px 10px;font-weight:bold'>{st.status}</span> <span class='qgan-status-detail'>{detail}"
+            f"</span><div style='color:#444;font-size:12px;margin-top:2px'>{message}</div></div>")
+        info = st.data_info or ("Data, VAE and feature extractor are prepared when you first press Train "
+                                "(about half a minute per latent size, then cached).")
+        self.views["info"].value = f"<div style='font-size:12px;color:#555'>{html.escape(info)}</div>"

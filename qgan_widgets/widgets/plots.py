@@ -1,0 +1,191 @@
+"""The Explorer's figures, drawn on plain matplotlib ``Figure`` objects (no pyplot state), so a
+background thread can render them and the notebook's inline backend never shows them twice.
+
+Each ``draw_*`` function redraws one figure from the state's records; :func:`to_png` turns it into
+PNG bytes for an ``ipywidgets.Image``. The sample grid is a numpy mosaic encoded directly
+(:func:`sample_mosaic`, :func:`image_png`): a few milliseconds instead of a figure with 16 axes.
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from qgan_widgets import views
+
+__all__ = ["new_figure", "to_png", "draw_losses", "draw_fd", "draw_placeholder", "sample_mosaic", "image_png",
+           "samples_caption", "circuit_html", "counts_html"]
+
+DPI = 80
+_MARGINS = dict(left=0.12, right=0.97, bottom=0.15, top=0.9)
+LOSS_KEYS = (("d_loss", "critic loss (incl. penalty)"), ("g_loss", "generator loss"),
+             ("w_estimate", "Wasserstein estimate"))
+
+
+def new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=DPI)
+
+
+def to_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def draw_placeholder(fig: Figure, title: str, text: str) -> None:
+    fig.clear()
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, color="#666", wrap=True,
+            transform=ax.transAxes)
+
+
+def draw_losses(fig: Figure, history: list[dict]) -> None:
+    """Critic loss, generator loss and the critic's Wasserstein estimate per step."""
+    if not history:
+        draw_placeholder(fig, "losses", "press Train: the losses appear here step by step")
+        return
+    fig.clear()
+    ax = fig.add_subplot()
+    steps = np.array([r["step"] for r in history])
+    for key, label in LOSS_KEYS:
+        values = np.array([r.get(key, math.nan) for r in history], dtype=float)
+        ax.plot(steps, values, lw=1.2, label=label)
+    ax.axhline(0.0, color="#999", lw=0.6)
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_title("losses", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.subplots_adjust(**_MARGINS)
+
+
+def draw_fd(fig: Figure, evals: list[dict], floor: float = math.nan) -> None:
+    """Frechet distances at each evaluation: in classifier features of the decoded images (``fd``)
+    and in the latent space (``fd_latent``), with the reconstruction floor (lower is better)."""
+    if not evals:
+        draw_placeholder(fig, "Frechet distance", "press Train: FD is measured every few steps")
+        return
+    fig.clear()
+    ax = fig.add_subplot()
+    steps = np.array([e["step"] for e in evals])
+    drawn = []
+    for key, label, style in (("fd", "FD (classifier features)", "o-"), ("fd_latent", "FD (latent space)", "s--")):
+        values = np.array([e.get(key, math.nan) for e in evals], dtype=float)
+        if np.isfinite(values).any():
+            ax.plot(steps, values, style, ms=3, lw=1.2, label=label)
+            drawn.append(values[np.isfinite(values)])
+    if math.isfinite(floor):
+        ax.axhline(floor, color="#c0392b", ls=":", lw=1.2, label=f"reconstruction floor {floor:.3g}")
+        drawn.append(np.array([floor]))
+    positive = np.concatenate(drawn) if drawn else np.array([])
+    if positive.size and (positive > 0).all() and positive.max() / positive.min() > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_title("Frechet distance (lower is better)", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.subplots_adjust(**_MARGINS)
+
+
+def sample_mosaic(samples, view: str = "rgb", ncols: int = 8, scale: int = 3, gap: int = 2) -> np.ndarray:
+    """The sample tiles as one RGB uint8 mosaic (``view`` ``"rgb"`` or ``"ndvi"``, NDVI in the
+    ``RdYlGn`` colour map over ``views.NDVI_RANGE``), each tile enlarged ``scale`` times."""
+    from matplotlib import colormaps
+
+    a = np.asarray(samples)
+    if a.ndim == 3:
+        a = a[None]
+    if view == "rgb":
+        img = views.rgb(a)
+    elif view == "ndvi":
+        low, high = views.NDVI_RANGE
+        img = colormaps["RdYlGn"]((views.ndvi(a) - low) / (high - low))[..., :3]
+    else:
+        raise ValueError(f"view must be 'rgb' or 'ndvi', got {view!r}")
+    img = np.repeat(np.repeat(img, scale, axis=1), scale, axis=2)
+    n, h, w = img.shape[:3]
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    canvas = np.ones((nrows * (h + gap) - gap, ncols * (w + gap) - gap, 3), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        canvas[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = img[i]
+    return np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8)
+
+
+def image_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB uint8 image (no figure: fast)."""
+    from matplotlib.image import imsave
+
+    buf = io.BytesIO()
+    imsave(buf, image, format="png")
+    return buf.getvalue()
+
+
+def samples_caption(step: int, view: str, standin: bool) -> str:
+    name = {"rgb": "true colour (R, G, B)", "ndvi": "NDVI = (NIR - R) / (NIR + R), red bare to green "
+                                                    "vegetated"}.get(view, view)
+    badge = ("" if not standin else
+             " <span style='background:#c0392b;color:white;border-radius:4px;padding:1px 6px;font-size:11px'>"
+             "STAND-IN DATA, not real SAT-4</span>")
+    if step < 0:
+        return f"<div style='font-size:12px;color:#555'>generated samples: {name}{badge}</div>"
+    return (f"<div style='font-size:12px;color:#555'>generated samples at step {step}, decoded from a fixed "
+            f"noise batch: {name}{badge}</div>")
+
+
+def circuit_html(config: dict) -> str:
+    """The generator as HTML: the style circuit as SVG, or the classical MLP's layers."""
+    import html
+
+    if config["kind"] == "quantum":
+        from qgan_widgets import circuits
+
+        style = circuits.style_circuit(config["num_qubits"], config["num_layers"], config["entangler"])
+        svg = circuits.to_svg(style)
+        caption = (f"style circuit: {style.num_qubits} qubits x {style.num_layers} layers, entangler "
+                   f"{html.escape(style.entangler)}, {style.num_gates} parameterised gates; every angle is "
+                   "w<sub>k</sub> &middot; &xi;<sub>j</sub> + b<sub>k</sub>")
+        return (f'<div style="font-size:12px;color:#444">{caption}</div>'
+                f'<div class="qgan-circuit-svg" style="overflow:auto;max-height:340px;max-width:100%;'
+                f'background:white">{svg}</div>')
+    from qgan_widgets.widgets.state import latent_dim_of
+
+    d, h = latent_dim_of(config), config["hidden_width"]
+    layers = [f"noise {d}", f"Dense {h} (leaky ReLU)", f"Dense {h} (leaky ReLU)", f"Dense {d} (tanh) = latent"]
+    boxes = "".join(f'<span style="display:inline-block;border:1px solid #888;border-radius:4px;padding:4px 8px;'
+                    f'margin:2px;background:#f4f6f8">{html.escape(t)}</span>' +
+                    ("" if i == len(layers) - 1 else " &rarr; ") for i, t in enumerate(layers))
+    return (f'<div style="font-size:12px;color:#444">classical generator: a multilayer perceptron</div>'
+            f'<div style="padding:8px 0">{boxes}</div>')
+
+
+def counts_html(config: dict, gen_params: int, critic_params: int) -> str:
+    """Generator and critic parameter counts side by side."""
+    from qgan_widgets.widgets.state import latent_dim_of
+
+    d = latent_dim_of(config)
+    if config["kind"] == "quantum":
+        detail = (f"quantum: {config['num_qubits']} qubits x {config['num_layers']} layers, "
+                  f"{config['entangler']}")
+    else:
+        detail = f"classical MLP: 2 hidden layers of {config['hidden_width']}"
+    ratio = critic_params / gen_params if gen_params else math.nan
+    critic_detail = f"width {config['critic_width']}, depth {config['critic_depth']}"
+
+    def box(title, count, text):
+        return (f'<div style="flex:1;border:1px solid #ccc;border-radius:6px;padding:6px 10px;margin-right:8px">'
+                f'<div style="font-size:12px;color:#555">{title}</div>'
+                f'<div style="font-size:22px;font-weight:bold">{count:,}</div>'
+                f'<div style="font-size:11px;color:#666">{text}</div></div>')
+
+    return (f'<div style="display:flex;align-items:stretch">'
+            f'{box("generator parameters", gen_params, detail)}'
+            f'{box("critic parameters", critic_params, critic_detail)}'
+            f'</div><div style="font-size:11px;color:#666;margin-top:2px">latent dimension {d}; the critic '
+            f'has {ratio:.3g} times as many parameters as the generator</div>')

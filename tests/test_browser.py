@@ -1,0 +1,130 @@
+"""The classroom web app in a real browser: Voila serves notebooks/dashboard.ipynb on loopback, headless
+Chromium (Debian's ``chromium`` package, driven by Playwright) presses Train and sees the FD plot
+and the sample grid update. A screenshot goes to ``test-artifacts/dashboard.png`` (gitignored;
+``QGAN_TEST_ARTIFACTS`` moves it). Skipped, saying why, when Chromium or Playwright is missing (CI
+installs Chromium with apt)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
+ARTIFACTS = Path(os.environ.get("QGAN_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def _chromium() -> str:
+    for candidate in (os.environ.get("QGAN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.skip("Chromium not found (/usr/bin/chromium): install Debian's package with "
+                "`apt-get install -y chromium` (CI does) to run the browser test")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"Voila exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"Voila did not listen on 127.0.0.1:{port} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def voila_url(tmp_path):
+    """Voila on 127.0.0.1 (a free port, no token: loopback only) with a kernel of this Python."""
+    pytest.importorskip("voila", reason="voila is not installed (it is in the pinned stack: `make install`)")
+    kernels = tmp_path / "jupyter" / "kernels" / "python3"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (qgan_widgets)", "language": "python"}))
+    env = {**os.environ, "QGAN_FAST": "1", "JUPYTER_PATH": str(tmp_path / "jupyter"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "PYTHONUNBUFFERED": "1"}
+    port = _free_port()
+    log = tmp_path / "voila.log"
+    cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--show_tracebacks=True"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        _wait_for_port(port, proc, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "voila.log")
+
+
+def test_dashboard_trains_in_a_real_browser(voila_url):
+    chromium = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (`make install`)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1500})
+            page_errors: list[str] = []
+            page.on("pageerror", lambda err: page_errors.append(str(err)))
+            page.goto(voila_url, wait_until="domcontentloaded", timeout=120_000)
+            train = page.locator("button.qgan-train")
+            train.wait_for(state="visible", timeout=120_000)  # the kernel imported TF and ran the cells
+            fd, samples = page.locator("img.qgan-fd"), page.locator("img.qgan-samples")
+            status = page.locator(".qgan-status-pill")
+            assert status.get_attribute("data-status") == "idle"
+            fd_before, samples_before = fd.screenshot(), samples.screenshot()
+
+            train.click()
+            page.wait_for_selector(".qgan-status-pill[data-status='training']", timeout=150_000)
+            assert train.is_disabled()  # locked while training
+            page.wait_for_selector(".qgan-status-pill[data-status='completed']", timeout=150_000)
+            detail = page.locator(".qgan-status-detail").inner_text()
+            final = int(re.search(r"step (\d+) / (\d+)", detail).group(1))
+            # the views are drawn in a background thread: wait for the last evaluation's grid
+            page.wait_for_function(
+                "s => document.querySelector('.qgan-samples-caption') && "
+                "document.querySelector('.qgan-samples-caption').innerText.includes(s)",
+                arg=f"at step {final}", timeout=30_000)
+            page.wait_for_timeout(1500)
+            assert fd.screenshot() != fd_before, "the FD plot did not change"
+            assert samples.screenshot() != samples_before, "the sample grid did not change"
+            assert "FD " in detail
+            assert page.locator(".qgan-output .jp-OutputArea-output").count() == 0, \
+                page.locator(".qgan-output").inner_text()
+            assert not page_errors, page_errors
+            assert not train.is_disabled()
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,268 @@
+"""The Explorer dashboard without a browser: controls, views, the runner's thread, pause/stop,
+locked controls, refused values, the synchronous path. Small configurations (2 qubits, a tiny
+workspace) keep the whole module to about a minute on 2 cores."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from qgan_widgets.circuits import count_parameters
+from qgan_widgets.critic import critic_count_parameters
+from qgan_widgets.generators import classical_count_parameters
+from qgan_widgets.training import latest_checkpoint
+from qgan_widgets.widgets import Explorer, ExplorerError, ExplorerState
+from qgan_widgets.widgets.state import LOCKED_KEYS, MAX_QUBITS
+
+WS_OPTIONS = {"fast": True, "n_train": 600, "n_test": 200, "vae_epochs": 2, "extractor_epochs": 1}
+QUICK = {"num_qubits": 2, "num_layers": 1, "critic_width": 8, "batch_size": 16, "n_critic": 2, "eval_every": 4,
+         "steps": 12}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    from qgan_widgets.pipeline import Workspace
+
+    with pytest.MonkeyPatch.context() as mp:  # the module fixture runs before the per-test cache fixture
+        mp.setenv("QGAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "qgan-cache"))
+        mp.delenv("QGAN_SAT4_PATH", raising=False)
+        return Workspace.prepare(latent_dim=2, verbose=False, **WS_OPTIONS)
+
+
+def make(workspace, tmp_path, **settings) -> Explorer:
+    return Explorer(workspace=workspace, runs_dir=tmp_path / "runs", workspace_options=WS_OPTIONS,
+                    **{**QUICK, **settings})
+
+
+def wait_for(condition, timeout: float = 90.0, what: str = "a condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def images(ex: Explorer) -> dict:
+    return {name: bytes(ex.views[name].value) for name in ("loss", "fd", "samples")}
+
+
+# ----------------------------------------------------------------------------------- no training
+def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
+    ex = make(workspace, tmp_path)
+    assert ex.state.config()["num_qubits"] == 2 and ex.state.status == "idle"
+    counts = ex.views["counts"].value
+    assert f"{count_parameters(2, 1, 'cry-ring'):,}" in counts
+    assert f"{critic_count_parameters(2, 8, 2):,}" in counts
+    svg = ex.views["circuit"].value
+    assert "<svg" in svg
+
+    ex.controls["num_qubits"].value = 3
+    ex.controls["num_layers"].value = 2
+    assert (ex.state.num_qubits, ex.state.num_layers) == (3, 2)
+    assert f"{count_parameters(3, 2, 'cry-ring'):,}" in ex.views["counts"].value
+    assert ex.views["circuit"].value != svg and "3 qubits x 2 layers" in ex.views["circuit"].value
+
+    ex.controls["kind"].value = "classical"
+    ex.controls["hidden_width"].value = 5
+    assert ex.state.kind == "classical" and ex.state.hidden_width == 5
+    assert ex.controls["hidden_width"].layout.display != "none"
+    assert ex.controls["num_layers"].layout.display == "none"
+    assert ex.controls["num_qubits"].layout.display != "none"  # shared layouts would hide it too
+    assert ex.controls["num_qubits"].description == "latent dim"
+    assert f"{classical_count_parameters(3, 3, (5, 5)):,}" in ex.views["counts"].value
+    assert "Dense 5" in ex.views["circuit"].value
+
+    ex.set(critic_width=512)  # from code: the control follows, its slider grows
+    assert ex.controls["critic_width"].value == 512
+    assert f"{critic_count_parameters(3, 512, 2):,}" in ex.views["counts"].value
+    assert ex.views["message"].value == ""
+    # every view is part of the displayed tree
+    seen, todo = set(), [ex.widget]
+    while todo:
+        w = todo.pop()
+        seen.add(id(w))
+        todo.extend(getattr(w, "children", ()))
+    assert all(id(v) in seen for v in [*ex.views.values(), *ex.controls.values(), *ex.buttons.values()])
+
+
+def test_invalid_values_are_refused_with_a_visible_message(workspace, tmp_path):
+    ex = make(workspace, tmp_path)
+    ex.controls["learning_rate"].value = "abc"
+    assert "learning rate" in ex.views["message"].value and "not a number" in ex.views["message"].value
+    assert ex.state.learning_rate == 1e-3 and ex.controls["learning_rate"].value == "0.001"
+
+    ex.controls["learning_rate"].value = "-1"
+    assert "out of range" in ex.views["message"].value and ex.state.learning_rate == 1e-3
+
+    ex.controls["steps"].value = -5
+    assert "steps" in ex.views["message"].value and "too small" in ex.views["message"].value
+    assert ex.state.steps == 12 and ex.controls["steps"].value == 12
+
+    ex.controls["entangler"].value = "cry-pairs"  # the 3-qubit pattern, with 2 qubits
+    assert "cry-pairs" in ex.views["message"].value and "num_qubits=3" in ex.views["message"].value
+    assert ex.state.entangler == "cry-ring" and ex.controls["entangler"].value == "cry-ring"
+
+    ex.controls["learning_rate"].value = "3e-4"  # a good value clears the message
+    assert ex.state.learning_rate == pytest.approx(3e-4) and ex.views["message"].value == ""
+
+    with pytest.raises(ExplorerError, match="qubits: 99 is too large"):
+        ex.set(num_qubits=99)
+    with pytest.raises(ExplorerError, match="too large"):
+        Explorer(workspace=workspace, num_qubits=MAX_QUBITS + 1)
+    with pytest.raises(ExplorerError, match="not a whole number"):
+        Explorer(workspace=workspace, num_layers="two")
+    with pytest.raises(ExplorerError, match="unknown Explorer setting 'qbits'"):
+        Explorer(workspace=workspace, qbits=3)
+    with pytest.raises(ExplorerError, match="generator kind"):
+        ex.set(kind="analog")
+    assert ex.state.num_qubits == 2 and ex.state.kind == "quantum"
+    # the state refuses bad values whoever sets them
+    state = ExplorerState()
+    with pytest.raises(Exception, match="critic width: 0 is too small"):
+        state.critic_width = 0
+
+
+# ----------------------------------------------------------------------------------- training
+def test_train_updates_state_curves_and_samples_then_stops_cleanly(workspace, tmp_path):
+    ex = make(workspace, tmp_path, steps=5000)
+    before = images(ex)
+    t0 = time.perf_counter()
+    ex.buttons["train"].click()
+    assert time.perf_counter() - t0 < 2.0  # training runs in a worker thread: the click returns at once
+    wait_for(lambda: ex.state.status == "training", what="training to start")
+
+    # shape-changing controls are locked while training, steps and the sample view are not
+    for name, control in ex.controls.items():
+        assert control.disabled == (name in LOCKED_KEYS), name
+    assert ex.buttons["train"].disabled and ex.buttons["reset"].disabled
+    assert not ex.buttons["stop"].disabled and not ex.buttons["pause"].disabled
+    with pytest.raises(ExplorerError, match="cannot change while a run is in progress"):
+        ex.set(num_qubits=3)
+    ex.controls["num_layers"].value = 2  # a locked control that still got a value (e.g. a stale page)
+    assert ex.state.num_layers == 1 and "cannot change" in ex.views["message"].value
+    assert ex.controls["num_layers"].value == 1
+
+    wait_for(lambda: len(ex.state.evals) >= 2 and ex.state.samples is not None, what="two evaluations")
+    assert ex.flush()
+    after = images(ex)
+    for name in ("loss", "fd", "samples"):
+        assert after[name] != before[name], f"the {name} view did not change"
+    steps = [r["step"] for r in ex.state.history]
+    assert steps == list(range(1, len(steps) + 1))
+    assert all(np.isfinite(e["fd"]) and np.isfinite(e["fd_latent"]) for e in ex.state.evals)
+    assert ex.state.samples.shape == (16, 28, 28, 4) and ex.state.samples.dtype == np.uint8
+
+    ex.buttons["stop"].click()
+    assert ex.wait(60), "the worker thread did not end after Stop"
+    st = ex.state
+    assert st.status == "stopped" and "records and checkpoint are kept" in st.message
+    assert not ex.controls["num_qubits"].disabled and not ex.buttons["train"].disabled
+    run_dir = tmp_path / "runs" / st.run_dir.rsplit("/", 1)[-1]
+    assert st.run_dir == str(run_dir)
+    rows = (run_dir / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + st.step == 1 + len(st.history)
+    assert latest_checkpoint(run_dir).name == f"step-{st.step:06d}"
+    assert ex.errors == []
+
+    # Train again with the same settings continues the run
+    stopped_at = st.step
+    result = ex.run_sync(steps=3)
+    assert result.status == "completed" and result.steps == stopped_at + 3
+    assert st.run_dir == str(run_dir) and [r["step"] for r in st.history][-1] == stopped_at + 3
+    # Reset forgets it (the directory stays); the next Train starts a new run
+    ex.buttons["reset"].click()
+    assert st.status == "idle" and st.history == [] and st.samples is None and ex.trainer is None
+    ex.run_sync(steps=2)
+    assert st.run_dir != str(run_dir) and len(st.history) == 2
+    assert latest_checkpoint(run_dir) is not None
+
+
+def test_pause_resume_and_stop_while_paused(workspace, tmp_path):
+    ex = make(workspace, tmp_path, steps=5000)
+    ex.train()
+    wait_for(lambda: ex.state.step >= 2, what="two steps")
+    ex.buttons["pause"].click()
+    wait_for(lambda: ex.state.status == "paused", what="the pause")
+    assert ex.buttons["pause"].description == "Resume" and ex.controls["num_qubits"].disabled
+    frozen = ex.trainer.step
+    time.sleep(1.0)
+    assert ex.trainer.step == frozen and ex.state.step == frozen
+    ex.buttons["pause"].click()  # Resume
+    wait_for(lambda: ex.trainer.step > frozen + 1, what="training to go on")
+    assert ex.state.status == "training" and ex.buttons["pause"].description == "Pause"
+
+    ex.pause()
+    wait_for(lambda: ex.state.status == "paused", what="the second pause")
+    ex.stop()
+    assert ex.wait(30) and ex.state.status == "stopped"
+    assert latest_checkpoint(ex.state.run_dir).name == f"step-{ex.state.step:06d}"
+
+
+def test_steps_can_change_during_a_run(workspace, tmp_path):
+    ex = make(workspace, tmp_path, steps=5000)
+    ex.train()
+    wait_for(lambda: ex.state.step >= 1, what="a first step")
+    assert not ex.controls["steps"].disabled
+    ex.controls["steps"].value = 6
+    assert ex.wait(60)
+    assert ex.state.status == "completed" and ex.state.step == ex.state.target_steps
+    assert ex.state.step == 6 or ex.state.step == len(ex.state.history) > 6  # past 6 already: one more step
+
+
+def test_run_sync_sample_view_toggle_and_new_run_on_changed_settings(workspace, tmp_path):
+    ex = make(workspace, tmp_path)
+    placeholder = images(ex)
+    result = ex.run_sync(steps=8)
+    st = ex.state
+    assert result.status == "completed" and result.steps == 8 and st.status == "completed"
+    assert [e["step"] for e in st.evals] == [4, 8] and st.sample_step == 8
+    assert len(st.history) == 8 and np.isfinite(st.floor)
+    rgb = images(ex)
+    assert all(rgb[k] != placeholder[k] for k in rgb)
+    assert "at step 8" in ex.views["samples_caption"].value
+    assert "STAND-IN" in ex.views["samples_caption"].value  # the tests use the built-in stand-in data
+
+    ex.controls["view"].value = "ndvi"
+    assert ex.flush()
+    assert images(ex)["samples"] != rgb["samples"] and "NDVI" in ex.views["samples_caption"].value
+
+    first = st.run_dir
+    ex.set(learning_rate=3e-3)  # another configuration: Train starts a new run
+    result = ex.run_sync(steps=4)
+    assert st.run_dir != first and result.steps == 4 and len(st.history) == 4
+    assert ex.trainer.config.lr_generator == pytest.approx(3e-3)
+
+
+def test_errors_land_in_the_output_pane(workspace, tmp_path):
+    ex = make(workspace, tmp_path, backend="qsim")  # the qsim backend has no gradient: training fails
+    ex.buttons["train"].click()
+    assert ex.wait(60)
+    assert ex.state.status == "error" and "NotDifferentiableError" in ex.state.message
+    text = "".join(o.get("text", "") for o in ex.views["output"].outputs)
+    assert "no gradient" in text and "Traceback" in text
+    assert not ex.controls["num_qubits"].disabled and not ex.buttons["train"].disabled
+    from qgan_widgets.generators import NotDifferentiableError
+
+    with pytest.raises(NotDifferentiableError):
+        ex.run_sync(steps=2)
+    assert len(ex.errors) == 2
+
+
+@pytest.mark.slow
+def test_changing_qubits_prepares_a_workspace_once_with_a_visible_status(workspace, tmp_path):
+    ex = make(workspace, tmp_path)
+    messages = []
+    ex.state.observe(lambda ch: messages.append((ex.state.status, ch["new"])), names="message")
+    ex.set(num_qubits=3)
+    ex.run_sync(steps=2)
+    assert any(status == "preparing" and "preparing the VAE for latent dimension 3" in m for status, m in messages)
+    assert ex.runner.workspace.latent_dim == 3 and "3-d latents" in ex.state.data_info
+
+    again = make(workspace, tmp_path, num_qubits=3)  # prepared once per process: reused
+    seen = []
+    again.state.observe(lambda ch: seen.append(ch["new"]), names="message")
+    again.run_sync(steps=2)
+    assert not any("preparing the VAE" in m for m in seen)
+    assert again.runner.workspace is ex.runner.workspace
