@@ -1,0 +1,255 @@
+"""Small helpers for the notebooks in ``notebooks/``: mode banner, data banner, live plots, versions.
+
+Nothing here computes anything the package does not already compute; these helpers only *show*
+things in Jupyter so that every notebook stays a few short cells:
+
+* :func:`fast_mode` says whether ``QGAN_FAST=1`` (CI and a quick first run) picks the small
+  configurations, and :func:`sized` picks a value for the mode;
+* :func:`data_banner` labels the data a notebook uses, loudly when it is the synthetic stand-in;
+* :class:`LivePlot` is a :class:`qgan_widgets.training.Callback` that redraws loss and FD curves
+  (and the sample grid) in place while :class:`~qgan_widgets.training.WGANGPTrainer` runs;
+  :func:`plot_training` draws the same figure once from a finished run;
+* :func:`sequence` is the map of the notebook sequence (notebook 00 and ``notebooks/README.md``);
+* :func:`versions_table` is the closing cell of every notebook: Python, TensorFlow, tf_keras, TFQ,
+  Cirq, qsimcirq, NumPy and qgan_widgets versions and the platform, for reproducible reports.
+
+matplotlib, pandas and IPython are imported inside the functions that use them.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import math
+import os
+import platform
+import sys
+
+import numpy as np
+
+from qgan_widgets.training import Callback
+
+__all__ = ["fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "sequence",
+           "versions", "versions_table", "NOTEBOOKS"]
+
+NOTEBOOKS = (
+    ("00_welcome", "What a latent style-based quantum GAN is; the environment check; this map.", 0.2),
+    ("01_sat4_data", "SAT-4 (or the stand-in): class grids, RGB / NIR / NDVI / false colour, class "
+                     "statistics, putting the real files in place.", 0.5),
+    ("02_vae_latent_space", "The VAE that makes the latent space: training, reconstructions, latent "
+                            "histograms, the beta lesson (collapse, saturation, reconstruction floor).", 1.5),
+    ("03_style_quantum_generator", "The style circuit: anatomy as SVG, the noise-to-angle mapping, "
+                                   "parameter counts 10 / 34 / 62, tfq vs qsim (exact and shots), "
+                                   "QASM export, backend speed.", 1.0),
+    ("04_training_latent_style_qgan", "WGAN-GP in the latent space: live losses and FD, sample grids, "
+                                      "the reconstruction floor, FD's small-N bias, stability.", 1.5),
+    ("05_classical_vs_quantum", "A classical generator of similar capacity on the same axes.", 1.5),
+    ("06_capacity_scaling", "The paper's capacity study at small scale: sweep, optimal critic, "
+                            "exponential vs power-law fit, and what it does and does not show.", 1.5),
+    ("07_explorer", "The Explorer dashboard: sliders for qubits, layers, critic width; live FD and "
+                    "samples.", 1.0),
+)
+"""(name, what it teaches, approximate minutes with ``QGAN_FAST=1`` on 2 cores)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# mode
+
+
+def fast_mode(verbose: bool = True) -> bool:
+    """True when ``QGAN_FAST=1`` (read when ``qgan_widgets`` was imported); prints which mode.
+
+    Notebooks use it in their ``parameters`` cell to pick small configurations for CI and a quick
+    first run, and full-size ones otherwise.
+    """
+    from qgan_widgets import FAST
+
+    if verbose:
+        if FAST:
+            print("QGAN_FAST=1: small configurations (a quick run, as in CI). Unset QGAN_FAST and "
+                  "restart the kernel for the full-size run.")
+        else:
+            print("Full-size configurations. Set QGAN_FAST=1 before starting Jupyter for a quick run.")
+    return bool(FAST)
+
+
+def sized(fast, full):
+    """``fast`` when ``QGAN_FAST=1``, else ``full``: ``steps = sized(60, 600)``."""
+    from qgan_widgets import FAST
+
+    return fast if FAST else full
+
+
+# ---------------------------------------------------------------------------------------------
+# data banner
+
+
+def data_banner(dataset):
+    """An HTML note naming the data a notebook uses; a red STAND-IN box for ``sat4-synthetic``.
+
+    ``dataset`` is a :class:`qgan_widgets.data.Dataset` (or a ``Workspace``, whose dataset is used).
+    Returns an ``IPython.display.HTML`` object (displayed when it is the last line of a cell); its
+    ``data`` is plain enough to read in a text-only front end.
+    """
+    from IPython.display import HTML
+    from html import escape
+
+    ds = getattr(dataset, "dataset", dataset)
+    line = escape(ds.describe())
+    if getattr(ds, "is_standin", False):
+        from qgan_widgets.data import GET_REAL_DATA
+
+        return HTML(
+            '<div style="border:2px solid #c0392b;background:#fdecea;padding:6px 10px;border-radius:4px">'
+            "<b>STAND-IN DATA</b>: these are synthetic tiles (<code>sat4-synthetic</code>) calibrated to "
+            "real SAT-4 statistics, <b>not real SAT-4 images</b>; every figure and score below is about "
+            f"the stand-in.<br><small>{line}</small><br><small>To use real data: "
+            f"{escape(GET_REAL_DATA)}.</small></div>")
+    return HTML('<div style="border:1px solid #27ae60;background:#eafaf1;padding:6px 10px;'
+                f'border-radius:4px">Data: {line}</div>')
+
+
+# ---------------------------------------------------------------------------------------------
+# training curves
+
+
+def _curves(fig, history, evals, floor=None, title=None, samples=None, standin=False):
+    """Draw losses, Wasserstein estimate, FD (and a sample grid) into ``fig`` (cleared first)."""
+    fig.clear()
+    ncols = 3 if samples is not None else 2
+    axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": [1, 1, 1][:ncols]})
+    ax_loss, ax_fd = axes[0], axes[1]
+    if history:
+        steps = np.array([h["step"] for h in history])
+        for key, label in (("d_loss", "critic loss (incl. GP)"), ("g_loss", "generator loss"),
+                           ("w_estimate", "Wasserstein estimate")):
+            ax_loss.plot(steps, [h[key] for h in history], label=label, lw=1)
+        ax_loss.set_xlabel("step")
+        ax_loss.legend(fontsize=7, loc="best")
+    ax_loss.set_title("losses", fontsize=9)
+    if evals:
+        steps = [e["step"] for e in evals]
+        if any("fd" in e for e in evals):
+            ax_fd.plot(steps, [e.get("fd", math.nan) for e in evals], "o-", ms=3, label="FD (classifier features)")
+        ax_fd.plot(steps, [e.get("fd_latent", math.nan) for e in evals], "s--", ms=3, label="FD latent")
+        if floor is not None:
+            ax_fd.axhline(float(floor), color="k", ls=":", lw=1, label="reconstruction floor")
+        ax_fd.set_yscale("log")
+        ax_fd.set_xlabel("step")
+        ax_fd.legend(fontsize=7, loc="best")
+    ax_fd.set_title("Frechet distance (lower is better)", fontsize=9)
+    if samples is not None:
+        from qgan_widgets.views import plot_grid
+
+        plot_grid(samples, view="rgb", ncols=int(math.ceil(math.sqrt(len(samples)))), ax=axes[2],
+                  title="samples (fixed noise)", standin=standin)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(result, floor=None, title=None, samples=None, standin=False):
+    """Loss curves and FD curves of a finished run (a ``TrainResult`` or a ``WGANGPTrainer``).
+
+    ``floor``: the reconstruction floor (a number or a ``Score``) drawn as a dotted line;
+    ``samples``: uint8 tiles to show beside the curves. Returns the matplotlib Figure.
+    Notebooks ``04`` and ``05``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(11 if samples is not None else 8.5, 3.2))
+    return _curves(fig, result.history, result.evals, floor, title, samples, standin)
+
+
+class LivePlot(Callback):
+    """A training callback that redraws loss / FD curves and the sample grid in place.
+
+    ``trainer = WGANGPTrainer(..., callbacks=[LivePlot(floor=ws.floor)])``: the figure below the
+    cell updates every ``every`` steps and at every evaluation, so students watch the run. Outside
+    Jupyter (no display) it draws nothing and costs nothing. Notebook ``04``.
+    """
+
+    def __init__(self, floor=None, every: int = 25, title: str | None = None, standin: bool = False):
+        self.floor = None if floor is None else float(floor)
+        self.every = max(1, int(every))
+        self.title, self.standin = title, standin
+        self.trainer = None
+        self._handle = None
+        self._fig = None
+        self._samples = None
+
+    def on_train_begin(self, trainer) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        self.trainer = trainer
+        self._fig = plt.figure(figsize=(11, 3.2))
+        plt.close(self._fig)  # shown through the display handle only
+        self._handle = display(self._draw(), display_id=True)
+
+    def _draw(self):
+        t = self.trainer
+        return _curves(self._fig, t.history, t.evals, self.floor, self.title, self._samples, self.standin)
+
+    def _update(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self._draw())
+
+    def on_step(self, step: int, logs: dict) -> None:
+        if step % self.every == 0:
+            self._update()
+
+    def on_eval(self, step: int, scores: dict, samples) -> None:
+        if samples is not None:
+            self._samples = samples
+        self._update()
+
+    def on_train_end(self, trainer, result) -> None:
+        self._update()
+
+
+# ---------------------------------------------------------------------------------------------
+# the sequence and the versions
+
+
+def sequence():
+    """The notebook sequence as a pandas DataFrame: notebook, what it teaches, minutes (fast mode)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"notebook": n, "teaches": t, "minutes (QGAN_FAST=1)": m} for n, t, m in NOTEBOOKS]
+                        ).set_index("notebook")
+
+
+_PACKAGES = (("TensorFlow", "tensorflow"), ("tf_keras", "tf-keras"), ("TensorFlow Quantum", "tensorflow-quantum"),
+             ("Cirq", "cirq-core"), ("qsimcirq", "qsimcirq"), ("NumPy", "numpy"), ("qgan_widgets", "qgan_widgets"))
+
+
+def versions() -> dict:
+    """``{component: version}`` for Python, the pinned stack, qgan_widgets and the platform.
+
+    Read from the installed package metadata (nothing heavy is imported); a missing package reads
+    ``"not installed"``.
+    """
+    out = {"Python": platform.python_version()}
+    for label, dist in _PACKAGES:
+        try:
+            out[label] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[label] = "not installed"
+    if out["qgan_widgets"] == "not installed":
+        from qgan_widgets import __version__
+
+        out["qgan_widgets"] = __version__
+    keras_mode = "Keras 2 (tf_keras)" if os.environ.get("TF_USE_LEGACY_KERAS") == "1" else "not set"
+    out["Keras mode"] = keras_mode
+    out["QGAN_FAST"] = os.environ.get("QGAN_FAST", "0")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    out["Platform"] = f"{platform.platform()}, {platform.machine()}, {cores} CPU cores"
+    out["Executable"] = sys.executable
+    return out
+
+
+def versions_table():
+    """The closing cell of every notebook: a one-column pandas DataFrame of :func:`versions`."""
+    import pandas as pd
+
+    return pd.DataFrame({"version": versions()}).rename_axis("component")
