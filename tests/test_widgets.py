@@ -52,6 +52,7 @@ def images(ex: Explorer) -> dict:
 def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     ex = make(workspace, tmp_path)
     assert ex.state.config()["num_qubits"] == 2 and ex.state.status == "idle"
+    assert "STAND-IN" in ex.views["info"].value and "2-d latents" in ex.views["info"].value
     counts = ex.views["counts"].value
     assert f"{count_parameters(2, 1, 'cry-ring'):,}" in counts
     assert f"{critic_count_parameters(2, 8, 2):,}" in counts
@@ -130,7 +131,7 @@ def test_train_updates_state_curves_and_samples_then_stops_cleanly(workspace, tm
     before = images(ex)
     t0 = time.perf_counter()
     ex.buttons["train"].click()
-    assert time.perf_counter() - t0 < 2.0  # training runs in a worker thread: the click returns at once
+    assert time.perf_counter() - t0 < 5.0  # training runs in a worker thread: the click returns at once
     wait_for(lambda: ex.state.status == "training", what="training to start")
 
     # shape-changing controls are locked while training, steps and the sample view are not
@@ -230,6 +231,10 @@ def test_run_sync_sample_view_toggle_and_new_run_on_changed_settings(workspace, 
 
     first = st.run_dir
     ex.set(learning_rate=3e-3)  # another configuration: Train starts a new run
+    assert "Train starts a new run" in st.message
+    ex.set(learning_rate=1e-3)
+    assert "Train continues it" in st.message
+    ex.set(learning_rate=3e-3)
     result = ex.run_sync(steps=4)
     assert st.run_dir != first and result.steps == 4 and len(st.history) == 4
     assert ex.trainer.config.lr_generator == pytest.approx(3e-3)
@@ -250,7 +255,6 @@ def test_errors_land_in_the_output_pane(workspace, tmp_path):
     assert len(ex.errors) == 2
 
 
-@pytest.mark.slow
 def test_changing_qubits_prepares_a_workspace_once_with_a_visible_status(workspace, tmp_path):
     ex = make(workspace, tmp_path)
     messages = []

@@ -30,7 +30,7 @@ from qgan_widgets.circuits import ENTANGLERS
 from qgan_widgets.widgets import plots
 from qgan_widgets.widgets.runner import Runner
 from qgan_widgets.widgets.state import (
-    ACTIVE, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, ExplorerError, ExplorerState, defaults,
+    ACTIVE, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, ExplorerError, ExplorerState, defaults, latent_dim_of, run_key,
 )
 
 __all__ = ["Explorer"]
@@ -138,6 +138,8 @@ class Explorer:
                              workspace_options=workspace_options, report_error=self._report_error)
         self._syncing = False
         self._render_lock = threading.Lock()
+        if workspace is not None and workspace.latent_dim == latent_dim_of(self.state.config()):
+            self.runner.describe_workspace(workspace)
         self._build()
         self._renderer = _Renderer({"curves": self._draw_curves, "samples": self._draw_samples})
         self._wire()
@@ -303,6 +305,7 @@ class Explorer:
         st.observe(lambda ch: self._apply_lock(), names=["status"])
         st.observe(lambda ch: self._on_final(), names=["status"])
         st.observe(lambda ch: self.runner.set_steps(ch["new"]), names=["steps"])
+        st.observe(lambda ch: self._on_settings_changed(), names=list(LOCKED_KEYS))
 
     # -- controls -> state -----------------------------------------------------------------------
     def _on_control(self, name: str, value) -> None:
@@ -315,6 +318,17 @@ class Explorer:
             self._sync_control(name)
         else:
             self._show_message("")
+
+    def _on_settings_changed(self) -> None:
+        """Say what Train will do now that the settings differ from (or match again) the last run's."""
+        runner, st = self.runner, self.state
+        if st.active or runner.trainer is None:
+            return
+        if run_key(st.config()) == runner.run_key:
+            st.message = f"the settings of the current run (step {runner.trainer.step}): Train continues it"
+        else:
+            st.message = (f"new settings: Train starts a new run (the last one stays in {st.run_dir}); "
+                          "its curves are shown until then")
 
     def _act(self, action) -> None:
         try:

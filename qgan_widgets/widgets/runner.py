@@ -104,6 +104,11 @@ class Runner:
 
     # -- status ----------------------------------------------------------------------------------
     @property
+    def run_key(self):
+        """What the current run is (``state.run_key(settings)``), or None before the first run."""
+        return self._key
+
+    @property
     def busy(self) -> bool:
         """True while a run is in progress (in the worker thread or synchronously)."""
         return self._sync or (self.thread is not None and self.thread.is_alive())
@@ -203,13 +208,16 @@ class Runner:
         if ws is None:
             ws = workspace_for(d, self.workspace_options, self._notify)
             self.workspaces[d] = ws
-        st = self.state
-        ds = ws.dataset
+        self.describe_workspace(ws)
+        return ws
+
+    def describe_workspace(self, ws) -> None:
+        """Show a workspace's data (stand-in or real) and reconstruction floor in the state."""
+        st, ds = self.state, ws.dataset
         kind = "STAND-IN data (synthetic, not real SAT-4)" if ds.is_standin else "real SAT-4 data"
         st.data_info = (f"{kind}: {ds.name}, {len(ws.real_latents):,} training tiles encoded by the VAE into "
                         f"{ws.latent_dim}-d latents; FD reconstruction floor {ws.floor.value:.3g}")
         st.floor = float(ws.floor.value)
-        return ws
 
     def _clear_curves(self) -> None:
         st = self.state
