@@ -226,8 +226,7 @@ class SweepConfig:
         return cls(**dict(data), where=where)
 
     def to_dict(self) -> dict:
-        keys = [k for k in TOP]
-        return json.loads(json.dumps({k: getattr(self, k) for k in keys}))
+        return json.loads(json.dumps({k: getattr(self, k) for k in TOP}))
 
     # -- the trial grid ------------------------------------------------------------------------
     def generator_configs(self) -> list[dict]:
@@ -264,6 +263,7 @@ class SweepConfig:
 
     def _check_generators(self) -> None:
         from qgan_widgets import circuits
+        from qgan_widgets.generators import BACKENDS
 
         q = self.generators.get("quantum")
         for gen in self.generator_configs():
@@ -275,6 +275,9 @@ class SweepConfig:
                 d = circuits.latent_dim_for(gen["num_qubits"], gen["readout"])
             except ValueError as e:
                 _fail(self.where, key, str(e))
+            if gen["backend"] not in BACKENDS or gen["backend"] == "qsim":
+                _fail(self.where, f"{key}.backend", f"must be a trainable backend (statevector or tfq; qsim has "
+                                                     f"no gradients), got {gen['backend']!r}")
             ld = self.workspace["latent_dim"]
             if ld != "auto" and d != ld:
                 _fail(self.where, f"{key}.qubits", (
@@ -283,14 +286,21 @@ class SweepConfig:
                     "layers at fixed qubits, or set workspace.latent_dim: auto (one VAE per latent size)"))
 
     def _check_train(self) -> None:
-        try:
-            from qgan_widgets.training import TrainConfig
-        except ImportError:  # the training module is not installed in this build: nothing to check
-            return
+        """Check train / stability / evaluation keys against the functions they are passed to."""
+        import inspect
+
+        from qgan_widgets import metrics
+        from qgan_widgets.pipeline import Workspace
+        from qgan_widgets.training import TrainConfig
+
         try:
             TrainConfig.from_dict({**self.train, "seed": 0})
         except (TypeError, ValueError) as e:
             _fail(self.where, "train", f"not valid TrainConfig fields: {e}")
+        for key, fn, skip in (("stability", metrics.judge_stability, ("fd_values", "losses")),
+                              ("evaluation", Workspace.evaluator, ("self",))):
+            known = [p for p in inspect.signature(fn).parameters if p not in skip]
+            _unknown(self.where, f"{key}.", getattr(self, key), known)
 
 
 def latent_dim_of(gen: Mapping) -> int:
@@ -561,14 +571,19 @@ def _run_on_ray(ray, todo, specs, records, params, out, trial_fn, max_retries, s
     queue, running = list(todo), {}
     n_done = n_failed = 0
     t0 = time.time()
+
+    def fill():
+        while queue and len(running) < slots:
+            spec = queue.pop(0)
+            running[remote.remote(fn_ref, spec)] = spec
+
     try:
-        while queue or running:
-            while queue and len(running) < slots:
-                spec = queue.pop(0)
-                running[remote.remote(fn_ref, spec)] = spec
+        fill()
+        while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
                 spec = running.pop(ref)
+                fill()
                 try:
                     rec = make_record(spec, params[spec["trial_id"]], ray.get(ref))
                 except Exception as e:  # the trial failed on its last retry

@@ -492,6 +492,10 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
                    "so R^2 = 1 means nothing and the exponential and power law cannot be told apart.")
     b, ci = exp_fit.b, result.get("ci_b")
     boot = result.get("bootstrap", {})
+    flat = len(set(exp_fit.cd)) == 1
+    if flat:
+        out.append(f"Every {kind} generator with an optimum has the same optimal critic (C_D* = {exp_fit.cd[0]:.0f}): "
+                   "no growth with C_G within this grid.")
     if ci is None:
         out.append("The bootstrap found no resample with 2 distinct capacities; no CI for b.")
     elif ci[0] <= 0 <= ci[1]:
@@ -503,13 +507,16 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
                    f"parameter), {boot.get('level', 0.95):.0%} bootstrap CI [{ci[0]:.3g}, {ci[1]:.3g}] excludes 0.")
         if b < 0:
             out.append("This is the opposite direction to the paper's claim.")
+    if ci is not None and ci[0] == ci[1] and not flat:
+        out.append("Every bootstrap resample picks the same critics, so the CI has zero width: it reflects "
+                   "seed-to-seed variation only, not the coarseness of the critic grid.")
     if boot.get("n_seeds", 0) and boot["n_seeds"] < 3:
         out.append(f"Only {boot['n_seeds']} seed(s): the bootstrap over seeds has few distinct resamples, "
                    "so the CI is coarse.")
     if boot and boot.get("n_valid", 0) < 0.9 * boot.get("n_boot", 1):
         out.append(f"{boot['n_boot'] - boot['n_valid']} of {boot['n_boot']} bootstrap resamples had too few "
                    "optima to fit and were skipped.")
-    if n > 2:
+    if n > 2 and not flat:
         preferred, d = result["preferred"], result["delta_aic_power_minus_exp"]
         r2e = "nan" if math.isnan(exp_fit.r2) else f"{exp_fit.r2:.3f}"
         r2p = "nan" if math.isnan(pow_fit.r2) else f"{pow_fit.r2:.3f}"

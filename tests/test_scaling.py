@@ -229,3 +229,13 @@ def test_analyze_needs_trials_csv(tmp_path):
 def test_markdown_table_formats_numbers():
     text = scaling.markdown_table(pd.DataFrame({"x": [1.0, 2.5, np.nan], "y": ["a", "b|c", "d"]}))
     assert text.splitlines()[2] == "| 1 | a |" and "b/c" in text and "|  | d |" in text
+
+
+def test_report_says_when_every_generator_has_the_same_optimum(tmp_path):
+    rows = [trial("classical", f"c{cg}", cg, w, cp, s, fd=1.0 if w == 8 else 2.0 + s)
+            for cg in (40, 80, 120) for w, cp in ((4, 45), (8, 121), (16, 369)) for s in (0, 1)]
+    table(*rows).to_csv(tmp_path / "trials.csv", index=False)
+    fit = analyze(tmp_path, n_boot=50)["fits"]["classical"]
+    assert fit["b"] == 0 and fit["ci_b"] == [0, 0]
+    text = " ".join(fit["verdict"])
+    assert "same optimal critic (C_D* = 121)" in text and "includes 0" in text and "R^2" not in text
