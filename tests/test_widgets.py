@@ -56,6 +56,7 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     counts = ex.views["counts"].value
     assert f"{count_parameters(2, 1, 'cry-ring'):,}" in counts
     assert f"{critic_count_parameters(2, 8, 2):,}" in counts
+    assert ex.flush()  # the circuit is drawn in the background
     svg = ex.views["circuit"].value
     assert "<svg" in svg
 
@@ -63,7 +64,10 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     ex.controls["num_layers"].value = 2
     assert (ex.state.num_qubits, ex.state.num_layers) == (3, 2)
     assert f"{count_parameters(3, 2, 'cry-ring'):,}" in ex.views["counts"].value
+    assert ex.flush()
     assert ex.views["circuit"].value != svg and "3 qubits x 2 layers" in ex.views["circuit"].value
+    ex.set(num_qubits=12, num_layers=8)  # big: Cirq's text diagram instead of a slow SVG
+    assert ex.flush() and "qgan-circuit-text" in ex.views["circuit"].value
 
     ex.controls["kind"].value = "classical"
     ex.controls["hidden_width"].value = 5
@@ -72,12 +76,12 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     assert ex.controls["num_layers"].layout.display == "none"
     assert ex.controls["num_qubits"].layout.display != "none"  # shared layouts would hide it too
     assert ex.controls["num_qubits"].description == "latent dim"
-    assert f"{classical_count_parameters(3, 3, (5, 5)):,}" in ex.views["counts"].value
-    assert "Dense 5" in ex.views["circuit"].value
+    assert f"{classical_count_parameters(12, 12, (5, 5)):,}" in ex.views["counts"].value
+    assert ex.flush() and "Dense 5" in ex.views["circuit"].value
 
     ex.set(critic_width=512)  # from code: the control follows, its slider grows
     assert ex.controls["critic_width"].value == 512
-    assert f"{critic_count_parameters(3, 512, 2):,}" in ex.views["counts"].value
+    assert f"{critic_count_parameters(12, 512, 2):,}" in ex.views["counts"].value
     assert ex.views["message"].value == ""
     # every view is part of the displayed tree
     seen, todo = set(), [ex.widget]
@@ -270,3 +274,32 @@ def test_changing_qubits_prepares_a_workspace_once_with_a_visible_status(workspa
     again.run_sync(steps=2)
     assert not any("preparing the VAE" in m for m in seen)
     assert again.runner.workspace is ex.runner.workspace
+
+
+def test_in_a_kernel_other_cells_run_while_the_explorer_trains(tmp_path):
+    """In a real ipykernel (nbclient): training runs in a worker thread, the next cell runs meanwhile,
+    and the thread's widget updates raise nothing."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    setup = (f"from qgan_widgets.widgets import Explorer\n"
+             f"ex = Explorer(runs_dir={str(tmp_path / 'runs')!r}, workspace_options={WS_OPTIONS!r}, "
+             f"**{ {**QUICK, 'steps': 5000}!r})\nex.display()")
+    cells = [
+        setup,
+        "import time\nex.train()\ndeadline = time.monotonic() + 120\n"
+        "while ex.state.step < 3 and time.monotonic() < deadline and ex.runner.busy:\n    time.sleep(0.05)",
+        "print('other cell:', ex.state.status, ex.state.step >= 3)",
+        "ex.stop(wait=True, timeout=60)\nex.flush()\nprint('end:', ex.state.status, len(ex.state.evals) > 0, ex.errors)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbclient.NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+                            ).execute()
+    outputs = [o for cell in nb.cells for o in cell.outputs]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "other cell: training True" in text
+    assert "end: stopped True []" in text
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert not [o for o in outputs if o.get("name") == "stderr"], text

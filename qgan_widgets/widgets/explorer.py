@@ -49,10 +49,10 @@ class _Renderer:
     """Redraws the figure views in one background thread. Requests coalesce: a view asked for
     several times while busy is drawn once, from the newest state, so training never waits for
     matplotlib, and drawing takes at most about a third of a core (it pauses twice as long as the
-    last drawing took, at least ``min_pause`` seconds)."""
+    last drawing of a ``paced`` view took, at least ``min_pause`` seconds)."""
 
-    def __init__(self, jobs: dict, min_pause: float = 0.25):
-        self.jobs, self.min_pause = jobs, float(min_pause)
+    def __init__(self, jobs: dict, paced: tuple = (), min_pause: float = 0.25):
+        self.jobs, self.paced, self.min_pause = jobs, set(paced), float(min_pause)
         self._dirty: list[str] = []
         self._busy = False
         self._urgent = False
@@ -89,17 +89,19 @@ class _Renderer:
                     self._cond.wait()
                 names, self._dirty = self._dirty, []
                 self._busy = True
-            t0 = time.perf_counter()
+            elapsed = 0.0
             for name in names:
+                t0 = time.perf_counter()
                 try:
                     self.jobs[name]()
                 except Exception:  # a drawing problem must not end the view thread
                     self.errors.append(traceback.format_exc())
-            elapsed = time.perf_counter() - t0
+                if name in self.paced:
+                    elapsed += time.perf_counter() - t0
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-                deadline = time.monotonic() + max(self.min_pause, 2 * elapsed)
+                deadline = time.monotonic() + (max(self.min_pause, 2 * elapsed) if elapsed else 0.0)
                 while not self._urgent and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
                 self._urgent = False
@@ -141,7 +143,9 @@ class Explorer:
         if workspace is not None and workspace.latent_dim == latent_dim_of(self.state.config()):
             self.runner.describe_workspace(workspace)
         self._build()
-        self._renderer = _Renderer({"curves": self._draw_curves, "samples": self._draw_samples})
+        self._renderer = _Renderer({"curves": self._draw_curves, "samples": self._draw_samples,
+                                    "circuit": self._draw_circuit}, paced=("curves", "samples"))
+        self.views["circuit"].value = "<i style='font-size:12px;color:#777'>drawing the circuit...</i>"
         self._wire()
         self._render_config()
         self._draw_curves()
@@ -390,10 +394,14 @@ class Explorer:
         config = st.config()
         gen, critic = st.parameter_counts
         self.views["counts"].value = plots.counts_html(config, gen, critic)
+        self._renderer.request("circuit")  # Cirq's SVG takes about a second: not in the caller's thread
+
+    def _draw_circuit(self) -> None:
         try:
-            self.views["circuit"].value = plots.circuit_html(config)
+            text = plots.circuit_html(self.state.config())
         except Exception as err:  # a drawing problem must not break the dashboard
-            self.views["circuit"].value = f"<i>circuit diagram unavailable: {html.escape(str(err))}</i>"
+            text = f"<i>circuit diagram unavailable: {html.escape(str(err))}</i>"
+        self.views["circuit"].value = text
 
     def _on_final(self) -> None:
         if not self.state.active:  # a run ended: show its last records at once

@@ -7,6 +7,7 @@ PNG bytes for an ``ipywidgets.Image``. The sample grid is a numpy mosaic encoded
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -139,21 +140,36 @@ def samples_caption(step: int, view: str, standin: bool) -> str:
             f"noise batch: {name}{badge}</div>")
 
 
+SVG_MAX_GATES = 120
+"""Larger circuits are shown as Cirq's text diagram: its SVG takes seconds to draw at that size."""
+
+
+@functools.lru_cache(maxsize=64)
+def _quantum_html(num_qubits: int, num_layers: int, entangler: str) -> str:
+    import html
+
+    from qgan_widgets import circuits
+
+    style = circuits.style_circuit(num_qubits, num_layers, entangler)
+    caption = (f"style circuit: {style.num_qubits} qubits x {style.num_layers} layers, entangler "
+               f"{html.escape(style.entangler)}, {style.num_gates} parameterised gates; every angle is "
+               "w<sub>k</sub> &middot; &xi;<sub>j</sub> + b<sub>k</sub>")
+    box = 'style="overflow:auto;max-height:340px;max-width:100%;background:white"'
+    if style.num_gates <= SVG_MAX_GATES:
+        body = f'<div class="qgan-circuit-svg" {box}>{circuits.to_svg(style)}</div>'
+    else:
+        body = (f'<div class="qgan-circuit-text" {box}><pre style="font-size:10px;line-height:1.15">'
+                f'{html.escape(circuits.to_text(style))}</pre></div>')
+    return f'<div style="font-size:12px;color:#444">{caption}</div>{body}'
+
+
 def circuit_html(config: dict) -> str:
-    """The generator as HTML: the style circuit as SVG, or the classical MLP's layers."""
+    """The generator as HTML: the style circuit as SVG (text diagram above :data:`SVG_MAX_GATES`
+    gates), or the classical MLP's layers. Cached: drawing an SVG circuit takes about a second."""
     import html
 
     if config["kind"] == "quantum":
-        from qgan_widgets import circuits
-
-        style = circuits.style_circuit(config["num_qubits"], config["num_layers"], config["entangler"])
-        svg = circuits.to_svg(style)
-        caption = (f"style circuit: {style.num_qubits} qubits x {style.num_layers} layers, entangler "
-                   f"{html.escape(style.entangler)}, {style.num_gates} parameterised gates; every angle is "
-                   "w<sub>k</sub> &middot; &xi;<sub>j</sub> + b<sub>k</sub>")
-        return (f'<div style="font-size:12px;color:#444">{caption}</div>'
-                f'<div class="qgan-circuit-svg" style="overflow:auto;max-height:340px;max-width:100%;'
-                f'background:white">{svg}</div>')
+        return _quantum_html(config["num_qubits"], config["num_layers"], config["entangler"])
     from qgan_widgets.widgets.state import latent_dim_of
 
     d, h = latent_dim_of(config), config["hidden_width"]
