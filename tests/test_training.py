@@ -484,3 +484,24 @@ def test_run_training_builds_trains_and_summarises(tmp_path):
     with pytest.raises(ValueError, match="latent_dim"):
         run_training({"kind": "classical", "noise_dim": 2, "latent_dim": 2}, {"width": 4, "latent_dim": 3},
                      fast_config(), workspace=ws)
+
+
+@pytest.mark.slow
+def test_quantum_generator_resumes_exactly(tmp_path):
+    """The demo's path: a style-circuit generator on the fast state-vector backend."""
+    from qgan_widgets.generators import QuantumGenerator
+
+    z = np.random.default_rng(0).uniform(-0.5, 0.5, (500, 2)).astype(np.float32)
+    cfg = fast_config(steps=24, eval_every=6, checkpoint_every=8, lr_generator=1e-2)
+
+    def gen(seed=0):
+        return QuantumGenerator(2, 1, backend="statevector", seed=seed)
+
+    full = WGANGPTrainer(gen(), Critic(2, 8, seed=1), z, cfg)
+    full.train()
+    with pytest.raises(KeyboardInterrupt):
+        WGANGPTrainer(gen(), Critic(2, 8, seed=1), z, cfg, out_dir=tmp_path, callbacks=[Crash(13)]).train()
+    resumed = WGANGPTrainer(gen(seed=5), Critic(2, 8, seed=2), z, cfg, out_dir=tmp_path)
+    resumed.train()
+    assert_same_weights(weights(full.generator), weights(resumed.generator))
+    assert resumed.history == full.history and resumed.evals == full.evals
