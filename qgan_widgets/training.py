@@ -359,6 +359,8 @@ class WGANGPTrainer:
             if not hasattr(generator, attr):
                 raise ValueError(f"generator lacks the attribute {attr!r} of the generator contract "
                                  f"(see docs/DESIGN.md)")
+        if hasattr(generator, "check_trainable"):  # e.g. a quantum generator on a gradient-free backend
+            generator.check_trainable()
         self.generator, self.critic = generator, critic
         self.noise_dim, self.latent_dim = int(generator.noise_dim), int(generator.latent_dim)
         critic_dim = getattr(critic, "latent_dim", None)

@@ -114,6 +114,10 @@ def test_trainer_rejects_mismatched_inputs():
         WGANGPTrainer(g, Critic(3, 8), real_latents(), fast_config())
     with pytest.raises(ValueError, match=r"real_latents must have shape \(N, 2\)"):
         WGANGPTrainer(g, Critic(2, 8), np.zeros((10, 3)), fast_config())
+    from qgan_widgets.generators import QuantumGenerator
+
+    with pytest.raises(ValueError, match="tfq|statevector"):  # qsim has no gradients
+        WGANGPTrainer(QuantumGenerator(2, 1, backend="qsim"), Critic(2, 8), real_latents(), fast_config())
     bad = real_latents()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
