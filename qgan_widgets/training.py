@@ -503,7 +503,7 @@ class WGANGPTrainer:
         if ckpt is not None:
             old = json.loads((out / "config.json").read_text())
             self._check_same_run(old, new)
-            self._restore_from(ckpt)
+            self._restore_newest_readable()
             new = {**old, "train": {**old["train"], "steps": self.config.steps}}
         else:
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
@@ -555,6 +555,19 @@ class WGANGPTrainer:
                 break
             self._bad_streak += 1
         self._prepared = True
+
+    def _restore_newest_readable(self) -> None:
+        """Restore the newest checkpoint; if it cannot be read (damaged files), the one before."""
+        done = sorted(p for p in (self.out_dir / "checkpoints").glob("step-*") if (p / "meta.json").is_file())
+        for i, ckpt in enumerate(reversed(done)):
+            try:
+                self._restore_from(ckpt)
+                return
+            except Exception as err:  # noqa: BLE001 (any unreadable checkpoint)
+                if i == len(done) - 1:
+                    raise
+                warnings.warn(f"checkpoint {ckpt} cannot be read ({type(err).__name__}: {err}); "
+                              f"using the one before it", stacklevel=3)
 
     def restore(self, checkpoint=None) -> int:
         """Load a checkpoint (default: the newest in ``out_dir``) and the records up to it.

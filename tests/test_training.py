@@ -509,3 +509,19 @@ def test_quantum_generator_resumes_exactly(tmp_path):
     resumed.train()
     assert_same_weights(weights(full.generator), weights(resumed.generator))
     assert resumed.history == full.history and resumed.evals == full.evals
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    cfg = fast_config(steps=20, checkpoint_every=10)
+    WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
+    data = next((tmp_path / "checkpoints" / "step-000020").glob("ckpt.data-*"))
+    data.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="step-000020 cannot be read"):
+        trainer = WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path)
+        trainer._prepare_out_dir()
+    assert trainer.step == 10 and len(trainer.history) == 10
+    reference = WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg)
+    reference.train()
+    trainer.train()
+    assert trainer.history == reference.history
+    assert_same_weights(weights(trainer.generator), weights(reference.generator))
