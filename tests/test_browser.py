@@ -101,8 +101,10 @@ def test_dashboard_trains_in_a_real_browser(voila_url):
             train = page.locator("button.qgan-train")
             train.wait_for(state="visible", timeout=120_000)  # the kernel imported TF and ran the cells
             fd, samples = page.locator("img.qgan-fd"), page.locator("img.qgan-samples")
-            status = page.locator(".qgan-status-pill")
-            assert status.get_attribute("data-status") == "idle"
+            page.wait_for_selector(".qgan-status-pill[data-status='idle']", timeout=30_000)
+            page.wait_for_function(  # the placeholder images are loaded before we take their picture
+                "() => ['img.qgan-fd', 'img.qgan-samples'].every(s => { const i = document.querySelector(s); "
+                "return i && i.complete && i.naturalWidth > 0; })", timeout=30_000)
             fd_before, samples_before = fd.screenshot(), samples.screenshot()
 
             train.click()

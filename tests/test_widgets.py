@@ -66,7 +66,7 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     assert f"{count_parameters(3, 2, 'cry-ring'):,}" in ex.views["counts"].value
     assert ex.flush()
     assert ex.views["circuit"].value != svg and "3 qubits x 2 layers" in ex.views["circuit"].value
-    ex.set(num_qubits=12, num_layers=8)  # big: Cirq's text diagram instead of a slow SVG
+    ex.set(num_qubits=MAX_QUBITS, num_layers=8)  # big: Cirq's text diagram instead of a slow SVG
     assert ex.flush() and "qgan-circuit-text" in ex.views["circuit"].value
 
     ex.controls["kind"].value = "classical"
@@ -76,12 +76,12 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     assert ex.controls["num_layers"].layout.display == "none"
     assert ex.controls["num_qubits"].layout.display != "none"  # shared layouts would hide it too
     assert ex.controls["num_qubits"].description == "latent dim"
-    assert f"{classical_count_parameters(12, 12, (5, 5)):,}" in ex.views["counts"].value
+    assert f"{classical_count_parameters(MAX_QUBITS, MAX_QUBITS, (5, 5)):,}" in ex.views["counts"].value
     assert ex.flush() and "Dense 5" in ex.views["circuit"].value
 
     ex.set(critic_width=512)  # from code: the control follows, its slider grows
     assert ex.controls["critic_width"].value == 512
-    assert f"{critic_count_parameters(12, 512, 2):,}" in ex.views["counts"].value
+    assert f"{critic_count_parameters(MAX_QUBITS, 512, 2):,}" in ex.views["counts"].value
     assert ex.views["message"].value == ""
     # every view is part of the displayed tree
     seen, todo = set(), [ex.widget]

@@ -247,7 +247,7 @@ class Explorer:
             "reset": W.Button(description="Reset", icon="refresh", tooltip="forget this run; Train starts anew"),
         }
         for name, button in b.items():
-            button.layout = W.Layout(width="78px")
+            button.layout = W.Layout(width={"pause": "92px", "stop": "70px"}.get(name, "80px"))
             button.add_class(f"qgan-{name}")
         for name, control in c.items():
             control.add_class(f"qgan-control-{name.replace('_', '-')}")
