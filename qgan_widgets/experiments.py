@@ -580,7 +580,7 @@ def _run_on_ray(ray, todo, specs, records, params, out, trial_fn, max_retries, s
     try:
         fill()
         while running:
-            ready, _ = ray.wait(list(running), num_returns=1)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout keeps Ctrl-C prompt
             for ref in ready:
                 spec = running.pop(ref)
                 fill()

@@ -242,7 +242,7 @@ def optimal_critic(trials: pd.DataFrame, rule: "OptimalityRule | str | Mapping |
             status = "no stable trial" if any_finished else "no finished trial"
             row.update(
                 critic_width=np.nan, critic_depth=np.nan, critic_params=np.nan, fd_mean=np.nan, fd_std=np.nan,
-                n_seeds=int(n_fin[idx].sum()), n_stable=int(n_st[idx].sum()), status=status, at_edge="",
+                n_seeds=int(n_fin[idx].sum()), n_stable=int(n_st[idx].sum()), n_rivals=0, status=status, at_edge="",
                 note=_no_optimum_note(grid, idx, n_fin, n_st, rule),
             )
             rows.append(row)
@@ -257,6 +257,14 @@ def optimal_critic(trials: pd.DataFrame, rule: "OptimalityRule | str | Mapping |
         else:
             status = "ok"
             note = f"critic widths within {rule.tolerance:.0%} of the best FD: {widths}"
+        # Other qualifying critics whose mean FD is within one standard error of the chosen one's:
+        # the seeds do not resolve which of them is best.
+        fd_std = float(np.std(stable_fds, ddof=1)) if stable_fds.size > 1 else np.nan
+        se = fd_std / math.sqrt(stable_fds.size) if stable_fds.size > 1 else 0.0
+        rivals = [j for j in idx[ok[idx]] if j != c and j not in idx[close] and fd_mean[j] <= fd_mean[c] + se]
+        if rivals:
+            rw = grid.cells.iloc[rivals]["critic_width"].tolist()
+            note = (note + "; " if note else "") + f"critic widths {rw} are within one standard error of its FD"
         edge = ""
         if params[c] >= params[idx].max() and idx.size > 1:
             edge = "largest"
@@ -264,13 +272,13 @@ def optimal_critic(trials: pd.DataFrame, rule: "OptimalityRule | str | Mapping |
             edge = "smallest"
         row.update(
             critic_width=cell["critic_width"], critic_depth=cell["critic_depth"], critic_params=params[c],
-            fd_mean=float(fd_mean[c]), fd_std=float(np.std(stable_fds, ddof=1)) if stable_fds.size > 1 else np.nan,
-            n_seeds=int(n_fin[c]), n_stable=int(n_st[c]), status=status, at_edge=edge, note=note,
+            fd_mean=float(fd_mean[c]), fd_std=fd_std, n_seeds=int(n_fin[c]), n_stable=int(n_st[c]),
+            n_rivals=len(rivals), status=status, at_edge=edge, note=note,
         )
         rows.append(row)
     cols = list(GEN_KEYS) + [
         "critic_width", "critic_depth", "critic_params", "fd_mean", "fd_std", "n_seeds", "n_stable",
-        "n_critics", "n_qualifying", "status", "at_edge", "note",
+        "n_critics", "n_qualifying", "n_rivals", "status", "at_edge", "note",
     ]
     return pd.DataFrame(rows, columns=cols)
 
@@ -451,7 +459,7 @@ def fit_kind(
         "n_distinct_cg": int(have["generator_params"].nunique()),
         "points": [
             {"generator_label": r.generator_label, "C_G": int(r.generator_params), "C_D*": int(r.critic_params),
-             "status": r.status, "at_edge": r.at_edge}
+             "status": r.status, "at_edge": r.at_edge, "n_rivals": int(r.n_rivals)}
             for r in have.itertuples()
         ],
         "no_optimum": [
@@ -532,18 +540,25 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
         where = ", ".join(f"{p['generator_label']} ({p['at_edge']})" for p in edges)
         out.append(f"{len(edges)} of {n} optima sit at the edge of the critic grid ({where}): the true optimum may "
                    "lie outside the widths tried, so widen the critic grid before trusting the slope.")
+    unresolved = [p for p in result["points"] if p.get("n_rivals")]
+    if unresolved:
+        out.append(f"For {len(unresolved)} of {n} generators another critic's mean FD lies within one standard error "
+                   "of the optimum's: the seeds do not resolve which critic is best, so C_D* is uncertain beyond "
+                   "what the bootstrap shows. More seeds or longer training would sharpen it.")
     ties = [p for p in result["points"] if p["status"] == "tie"]
     if ties:
         out.append(f"{len(ties)} optima are ties broken towards the smallest critic.")
     return out
 
 
-def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | None = None, ax=None, path=None):
+def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | None = None, ax=None, path=None,
+                 critic_grid: Iterable[float] = ()):
     """``ln C_D*`` against ``C_G`` for both kinds with their exponential (solid) and power-law (dashed) fits.
 
     ``optimum`` is :func:`optimal_critic`'s table; ``fits`` maps kind -> ``fit.json`` entry (needs
-    ``a``, ``b`` and ``power``). Optima at the edge of the critic grid are drawn hollow. Saves to
-    ``path`` (atomically) if given; returns the figure.
+    ``a``, ``b`` and ``power``). Optima at the edge of the critic grid are drawn hollow; the critic
+    sizes tried (``critic_grid``, parameter counts) are drawn as faint lines, the only values C_D*
+    can take. Saves to ``path`` (atomically) if given; returns the figure.
     """
     if ax is None:
         from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend needed
@@ -553,6 +568,8 @@ def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | 
     else:
         fig = ax.figure
     colors = {"quantum": "tab:purple", "classical": "tab:green"}
+    for i, cp in enumerate(sorted(set(float(c) for c in critic_grid if c == c and c > 0))):
+        ax.axhline(np.log(cp), color="0.6", lw=0.8, ls=":", zorder=0, label="critic sizes tried" if i == 0 else None)
     for kind in KINDS:
         opt = optimum[(optimum["generator_kind"] == kind) & np.isfinite(optimum["critic_params"].astype(float))]
         if opt.empty:
@@ -576,7 +593,7 @@ def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | 
     ax.set_xlabel("generator capacity C_G (trainable parameters)")
     ax.set_ylabel("ln C_D* (optimal critic parameters)")
     ax.set_title("Optimal critic capacity vs generator capacity")
-    ax.grid(alpha=0.3)
+    ax.grid(axis="x", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     else:
@@ -650,7 +667,8 @@ def analyze(
     os.replace(tmp_csv, out_dir / "optimal.csv")
     atomic_write_text(out_dir / "fit.json", json.dumps(fits, indent=2, default=_jsonable) + "\n")
     if plot:
-        plot_scaling(optimum, fits, path=out_dir / "scaling.png")
+        grid = trials["critic_params"] if "critic_params" in trials else ()
+        plot_scaling(optimum, fits, path=out_dir / "scaling.png", critic_grid=grid)
     report = render_report(trials, optimum, fits, rule, sweep)
     atomic_write_text(out_dir / "report.md", report)
     if verbose:

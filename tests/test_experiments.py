@@ -132,6 +132,13 @@ def fake_trial(spec, marks: str, fail_first: bool = False, always_fail_width: in
             "status": "completed", "threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}
 
 
+def slow_trial(spec, marks: str):
+    import time
+
+    time.sleep(0.5)
+    return fake_trial(spec, marks)
+
+
 def ran(marks: Path) -> list[str]:
     return sorted({p.name.split(".")[0] for p in marks.iterdir()})
 
@@ -182,6 +189,24 @@ class TestRayHarness:
         third.mkdir()
         run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(third)), analyze_results=False)
         assert ran(third) == []  # nothing left to do
+
+    def test_an_interrupted_sweep_keeps_its_results_and_resumes(self, tmp_path):
+        import _thread
+        import threading
+
+        cfg, out = SweepConfig(**TINY), tmp_path / "out"
+        first, second = tmp_path / "m1", tmp_path / "m2"
+        first.mkdir(), second.mkdir()
+        timer = threading.Timer(4.0, _thread.interrupt_main)  # Ctrl-C while trials run
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(cfg, out, trial_fn=functools.partial(slow_trial, marks=str(first)), analyze_results=False)
+        timer.cancel()
+        done = pd.read_csv(out / "trials.csv")
+        assert 0 < len(done) < 16 and set(done.status) == {"done"}
+        df = run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(second)), analyze_results=False)
+        assert set(ran(second)) == {t["trial_id"] for t in cfg.trials()} - set(done.trial_id)
+        assert len(df) == 16 and set(df.status) == {"done"}
 
     def test_failed_trials_are_retried_recorded_and_rerun(self, tmp_path):
         cfg, out = SweepConfig(**{**TINY, "generators": {"quantum": {"qubits": [2]}}}), tmp_path / "out"

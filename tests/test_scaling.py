@@ -239,3 +239,13 @@ def test_report_says_when_every_generator_has_the_same_optimum(tmp_path):
     assert fit["b"] == 0 and fit["ci_b"] == [0, 0]
     text = " ".join(fit["verdict"])
     assert "same optimal critic (C_D* = 121)" in text and "includes 0" in text and "R^2" not in text
+
+
+def test_critics_within_one_standard_error_are_reported():
+    df = table(
+        trial(width=8, cp=121, seed=0, fd=1.0), trial(width=8, cp=121, seed=1, fd=3.0),  # mean 2, se 1
+        trial(width=16, cp=369, seed=0, fd=2.4), trial(width=16, cp=369, seed=1, fd=2.6),  # mean 2.5: a rival
+        trial(width=32, cp=1249, seed=0, fd=5.0), trial(width=32, cp=1249, seed=1, fd=5.0),
+    )
+    row = optimal_critic(df).iloc[0]
+    assert row.critic_width == 8 and row.n_rivals == 1 and "[16] are within one standard error" in row.note
