@@ -30,9 +30,22 @@ def workspace(tmp_path_factory):
         return Workspace.prepare(latent_dim=2, verbose=False, **WS_OPTIONS)
 
 
+_MADE: list[Explorer] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_runs():
+    """A failing test must not leave a run training in the background of the next ones."""
+    yield
+    while _MADE:
+        _MADE.pop().stop(wait=True, timeout=60)
+
+
 def make(workspace, tmp_path, **settings) -> Explorer:
-    return Explorer(workspace=workspace, runs_dir=tmp_path / "runs", workspace_options=WS_OPTIONS,
-                    **{**QUICK, **settings})
+    ex = Explorer(workspace=workspace, runs_dir=tmp_path / "runs", workspace_options=WS_OPTIONS,
+                  **{**QUICK, **settings})
+    _MADE.append(ex)
+    return ex
 
 
 def wait_for(condition, timeout: float = 90.0, what: str = "a condition"):
@@ -276,6 +289,7 @@ def test_changing_qubits_prepares_a_workspace_once_with_a_visible_status(workspa
     assert again.runner.workspace is ex.runner.workspace
 
 
+@pytest.mark.slow
 def test_in_a_kernel_other_cells_run_while_the_explorer_trains(tmp_path):
     """In a real ipykernel (nbclient): training runs in a worker thread, the next cell runs meanwhile,
     and the thread's widget updates raise nothing."""
