@@ -257,7 +257,7 @@ def test_run_sync_sample_view_toggle_and_new_run_on_changed_settings(workspace, 
     assert ex.trainer.config.lr_generator == pytest.approx(3e-3)
 
 
-def test_errors_land_in_the_output_pane(workspace, tmp_path):
+def test_errors_land_in_the_output_pane(workspace, tmp_path, monkeypatch):
     ex = make(workspace, tmp_path, backend="qsim")  # the qsim backend has no gradient: training fails
     ex.buttons["train"].click()
     assert ex.wait(60)
@@ -270,6 +270,17 @@ def test_errors_land_in_the_output_pane(workspace, tmp_path):
     with pytest.raises(NotDifferentiableError):
         ex.run_sync(steps=2)
     assert len(ex.errors) == 2
+
+    from qgan_widgets.widgets import plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(plots, "draw_losses", broken)  # a view that cannot draw: shown, not lost
+    ex.state.revision += 1
+    assert ex.flush()
+    assert "could not draw the curves view" in ex.errors[-1] and "drawing failed" in ex.errors[-1]
+    assert "drawing failed" in "".join(o.get("text", "") for o in ex.views["output"].outputs)
 
 
 def test_changing_qubits_prepares_a_workspace_once_with_a_visible_status(workspace, tmp_path):

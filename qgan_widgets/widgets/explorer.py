@@ -51,14 +51,14 @@ class _Renderer:
     matplotlib, and drawing takes at most about a third of a core (it pauses twice as long as the
     last drawing of a ``paced`` view took, at least ``min_pause`` seconds)."""
 
-    def __init__(self, jobs: dict, paced: tuple = (), min_pause: float = 0.25):
+    def __init__(self, jobs: dict, paced: tuple = (), min_pause: float = 0.25, on_error=None):
         self.jobs, self.paced, self.min_pause = jobs, set(paced), float(min_pause)
+        self.on_error = on_error
         self._dirty: list[str] = []
         self._busy = False
         self._urgent = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self.errors: list[str] = []
 
     def request(self, name: str, urgent: bool = False) -> None:
         """Draw view ``name`` soon; ``urgent`` skips the pause (e.g. when a run has ended)."""
@@ -94,8 +94,9 @@ class _Renderer:
                 t0 = time.perf_counter()
                 try:
                     self.jobs[name]()
-                except Exception:  # a drawing problem must not end the view thread
-                    self.errors.append(traceback.format_exc())
+                except Exception:  # a drawing problem must not end the view thread, nor be lost
+                    if self.on_error is not None:
+                        self.on_error(f"could not draw the {name} view:\n{traceback.format_exc()}")
                 if name in self.paced:
                     elapsed += time.perf_counter() - t0
             with self._cond:
@@ -144,7 +145,8 @@ class Explorer:
             self.runner.describe_workspace(workspace)
         self._build()
         self._renderer = _Renderer({"curves": self._draw_curves, "samples": self._draw_samples,
-                                    "circuit": self._draw_circuit}, paced=("curves", "samples"))
+                                    "circuit": self._draw_circuit}, paced=("curves", "samples"),
+                                   on_error=self._report_error)
         self.views["circuit"].value = "<i style='font-size:12px;color:#777'>drawing the circuit...</i>"
         self._wire()
         self._render_config()
