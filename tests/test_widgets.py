@@ -328,3 +328,21 @@ def test_in_a_kernel_other_cells_run_while_the_explorer_trains(tmp_path):
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert not [o for o in outputs if o.get("name") == "stderr"], text
+
+
+def test_a_diverged_run_is_reported_and_the_next_train_starts_anew(workspace, tmp_path, monkeypatch):
+    from qgan_widgets.training import WGANGPTrainer
+
+    real = WGANGPTrainer._divergence
+    monkeypatch.setattr(WGANGPTrainer, "_divergence",
+                        lambda self, row: "d_loss became NaN or infinite (simulated)" if row["step"] == 3
+                        else real(self, row))
+    ex = make(workspace, tmp_path)
+    result = ex.run_sync(steps=6)
+    assert result.status == "diverged" and ex.state.status == "diverged"
+    assert "simulated" in ex.state.message and "Train starts a new run" in ex.state.message
+    assert "simulated" in ex.errors[-1] and ex.trainer is None
+    assert len(ex.state.history) == 3 and not ex.controls["num_qubits"].disabled
+    first = ex.state.run_dir
+    monkeypatch.setattr(WGANGPTrainer, "_divergence", real)
+    assert ex.run_sync(steps=2).status == "completed" and ex.state.run_dir != first
