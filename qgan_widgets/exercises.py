@@ -16,7 +16,7 @@ The correct answers are computed by the package itself (:func:`qgan_widgets.circ
 checker                                   notebook
 ========================================  =====================================
 :func:`check_ndvi`                        ``01_sat4_data``
-:func:`check_latent_range`                ``02_vae_latent_space``, ``03``
+:func:`check_latent_range`                ``00_welcome``, ``02_vae_latent_space``
 :func:`check_parameter_count`             ``03_style_quantum_generator``
 :func:`check_noise_index`                 ``03_style_quantum_generator``
 :func:`check_angle`                       ``03_style_quantum_generator``

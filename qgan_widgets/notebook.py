@@ -8,7 +8,9 @@ things in Jupyter so that every notebook stays a few short cells:
 * :func:`data_banner` labels the data a notebook uses, loudly when it is the synthetic stand-in;
 * :class:`LivePlot` is a :class:`qgan_widgets.training.Callback` that redraws loss and FD curves
   (and the sample grid) in place while :class:`~qgan_widgets.training.WGANGPTrainer` runs;
-  :func:`plot_training` draws the same figure once from a finished run;
+  :func:`plot_training` draws the same figure once from a finished run; :func:`show_figure`
+  displays any matplotlib Figure (these figures are made without pyplot, so they show whatever
+  backend is active);
 * :func:`sequence` is the map of the notebook sequence (notebook 00 and ``notebooks/README.md``);
 * :func:`versions_table` is the closing cell of every notebook: Python, TensorFlow, tf_keras, TFQ,
   Cirq, qsimcirq, NumPy and qgan_widgets versions and the platform, for reproducible reports.
@@ -27,8 +29,8 @@ import numpy as np
 
 from qgan_widgets.training import Callback
 
-__all__ = ["fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "sequence",
-           "versions", "versions_table", "NOTEBOOKS"]
+__all__ = ["fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "show_figure", "figure_image",
+           "sequence", "versions", "versions_table", "NOTEBOOKS"]
 
 NOTEBOOKS = (
     ("00_welcome", "What a latent style-based quantum GAN is; the environment check; this map.", 0.2),
@@ -85,7 +87,8 @@ def sized(fast, full):
 def data_banner(dataset):
     """An HTML note naming the data a notebook uses; a red STAND-IN box for ``sat4-synthetic``.
 
-    ``dataset`` is a :class:`qgan_widgets.data.Dataset` (or a ``Workspace``, whose dataset is used).
+    ``dataset`` is a :class:`qgan_widgets.data.Dataset`, a ``Workspace`` (its dataset is used) or a
+    :class:`qgan_widgets.data.DataSource` (what ``data.resolve_source`` would use).
     Returns an ``IPython.display.HTML`` object (displayed when it is the last line of a cell); its
     ``data`` is plain enough to read in a text-only front end.
     """
@@ -147,25 +150,54 @@ def _curves(fig, history, evals, floor=None, title=None, samples=None, standin=F
     return fig
 
 
-def plot_training(result, floor=None, title=None, samples=None, standin=False):
+def _new_figure(width: float, height: float):
+    """A matplotlib Figure outside pyplot: never shown twice, safe from any thread, and not affected
+    by whatever backend pyplot was switched to (training code may select Agg)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def figure_image(fig):
+    """The figure as an ``IPython.display.Image`` (PNG), whatever matplotlib's backend."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def show_figure(fig):
+    """Display a matplotlib Figure in the notebook as a PNG and return it (works with figures made
+    without pyplot, e.g. by :func:`qgan_widgets.experiments.plot_scaling`)."""
+    from IPython.display import display
+
+    display(figure_image(fig))
+    return fig
+
+
+def plot_training(result, floor=None, title=None, samples=None, standin=False, show: bool = True):
     """Loss curves and FD curves of a finished run (a ``TrainResult`` or a ``WGANGPTrainer``).
 
     ``floor``: the reconstruction floor (a number or a ``Score``) drawn as a dotted line;
-    ``samples``: uint8 tiles to show beside the curves. Returns the matplotlib Figure.
-    Notebooks ``04`` and ``05``.
+    ``samples``: uint8 tiles to show beside the curves. Displays the figure (``show``) and returns
+    it. Notebooks ``04``, ``05`` and ``07``.
     """
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(11 if samples is not None else 8.5, 3.2))
-    return _curves(fig, result.history, result.evals, floor, title, samples, standin)
+    fig = _new_figure(11 if samples is not None else 8.5, 3.2)
+    _curves(fig, result.history, result.evals, None if floor is None else float(floor), title, samples, standin)
+    if show:
+        show_figure(fig)
+    return fig
 
 
 class LivePlot(Callback):
     """A training callback that redraws loss / FD curves and the sample grid in place.
 
     ``trainer = WGANGPTrainer(..., callbacks=[LivePlot(floor=ws.floor)])``: the figure below the
-    cell updates every ``every`` steps and at every evaluation, so students watch the run. Outside
-    Jupyter (no display) it draws nothing and costs nothing. Notebook ``04``.
+    cell updates every ``every`` steps and at every evaluation, so students watch the run. Drawn as
+    PNG into one display slot, so it works whatever matplotlib backend is active. Notebook ``04``.
     """
 
     def __init__(self, floor=None, every: int = 25, title: str | None = None, standin: bool = False):
@@ -178,17 +210,16 @@ class LivePlot(Callback):
         self._samples = None
 
     def on_train_begin(self, trainer) -> None:
-        import matplotlib.pyplot as plt
         from IPython.display import display
 
         self.trainer = trainer
-        self._fig = plt.figure(figsize=(11, 3.2))
-        plt.close(self._fig)  # shown through the display handle only
+        self._fig = _new_figure(11, 3.2)
         self._handle = display(self._draw(), display_id=True)
 
     def _draw(self):
         t = self.trainer
-        return _curves(self._fig, t.history, t.evals, self.floor, self.title, self._samples, self.standin)
+        _curves(self._fig, t.history, t.evals, self.floor, self.title, self._samples, self.standin)
+        return figure_image(self._fig)
 
     def _update(self) -> None:
         if self._handle is not None:
