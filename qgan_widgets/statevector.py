@@ -1,0 +1,917 @@
+"""Exact batched state-vector simulation of the style circuit in TensorFlow: the fast backend.
+
+Taught in notebook ``03_style_quantum_generator`` (the speed-up against TFQ). ``StateVectorBackend``
+compiles the very Cirq circuit that :func:`qgan_widgets.circuits.style_circuit` built (it walks
+``style.circuit``'s operations; the circuit is not defined a second time) into a batched TensorFlow
+program in which every sample of a batch has its own gate angles::
+
+    backend = StateVectorBackend(style, observables)     # observables: single-qubit Paulis
+    values = backend(theta)    # theta (B, num_gates) float32 -> (B, len(observables)) float32
+
+How it works
+------------
+*Plan (Python, once).* Every operation of the circuit becomes a 2x2 (or controlled 2x2) matrix of its
+symbol's angle. The state is kept with its qubits in a cyclic order, and a *step* applies one 4x4
+matrix to the two leading qubits ``(p, p+1 mod n)`` and then rotates the order by one qubit, so ``n``
+steps sweep once round the ring. A scheduler walks the circuit's dependency graph and packs into each
+step every operation that is ready and fits its window: for the style circuit one step holds a
+qubit's fused RY RZ RY RZ block together with the controlled-RY that follows it, so a layer of the
+``cry-ring`` circuit is ``n`` steps. Operations on a qubit after its last two-qubit gate (the final RY
+layer) are not applied to the state at all: they are folded into that qubit's observable
+(``<psi|U^dagger P U|psi>``), read from the qubit's reduced 2x2 density matrix. Diagonal gates (RZ on
+the leading qubit, CZ) and controlled gates keep a step's matrix block-diagonal in the leading qubit:
+two 2x2 blocks, 14 real flops per amplitude. (Circuits that need a full 4x4, like the 3-qubit
+``cry-pairs`` pattern, use a general step with 30.)
+
+*Step matrices (TensorFlow, vectorised).* From theta (B, num_gates) all gate matrices are built at
+once, embedded into 4x4 and multiplied per step (a few batched (B, S, 4, 4) matmuls). The gradient
+with respect to the angles, including the chain rule through each fused RY RZ RY RZ block back to its
+four angles, is TensorFlow's autodiff of this small part.
+
+*Core (XLA).* A ``tf.while_loop`` over the steps applies each step's per-sample 2x2 blocks to the
+state, shaped (2^n, B) complex64 with the batch innermost, so the same compiled loop body serves
+every step and every layer: compiling costs well under a second and does not grow with the number of
+layers. The gradient is a hand-written adjoint pass: starting from the final state and
+``lambda = (dL/d rho) psi``, a reverse loop un-computes the state one step at a time (applying the
+inverse step) while propagating ``lambda`` and reducing each step's matrix gradient
+``2 sum_r lambda conj(psi)``, so it stores no intermediate states (O(1) extra states of memory).
+
+Memory
+------
+One state is ``8 * 2^n * B`` bytes (complex64): 4 MiB at 12 qubits and batch 128, 64 MiB at 16, 1
+GiB at 20. Memory therefore doubles with every qubit and grows linearly with the batch.
+:func:`memory_bytes` estimates the peak of a forward + backward step (about ``STATE_COPIES`` = 8
+states alive at once in the adjoint loop, plus the per-step matrices ``(S, 2, 2, 2, B)``); calling a
+backend on a batch whose estimate exceeds the available memory raises :class:`MemoryLimitError` with
+the figure instead of exhausting the machine.
+
+Options
+-------
+``jit_compile``: ``"auto"`` (default) = ``True``: the step's two programs (forward, and the backward
+with the adjoint) are XLA-compiled; ``False`` runs the same graph without XLA (several times slower,
+for debugging). ``steps_per_iteration`` (default 1): steps per while-loop iteration; higher values
+unroll the loop body (longer compile, sometimes faster steady state) for long sweeps.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import cirq
+import numpy as np
+
+from qgan_widgets._tf import tf
+from qgan_widgets.circuits import StyleCircuit
+
+__all__ = [
+    "StateVectorBackend",
+    "StateVectorError",
+    "MemoryLimitError",
+    "memory_bytes",
+    "flops_per_step",
+    "available_memory_bytes",
+    "compile_plan",
+    "Plan",
+    "STATE_COPIES",
+]
+
+
+STATE_COPIES = 8  # complex64 states alive at the peak of a forward + adjoint step (see memory_bytes)
+_JIT_DEFAULT = True  # what "auto" means: measured in benchmarks/statevector_probe.py
+
+
+class StateVectorError(ValueError):
+    """The circuit, observables, angles or options cannot be simulated by this backend."""
+
+
+class MemoryLimitError(StateVectorError):
+    """The state vectors of a batch would not fit in the available memory."""
+
+
+# ----------------------------------------------------------------------------------------- plan
+_I2 = np.eye(2)
+_P0 = np.diag([1.0, 0.0])
+_P1 = np.diag([0.0, 1.0])
+_KINDS = ("ry", "rz", "cry", "cz")
+
+
+def _unit(i: int, j: int) -> np.ndarray:
+    e = np.zeros((2, 2))
+    e[i, j] = 1.0
+    return e
+
+
+@dataclass(frozen=True)
+class _Op:
+    """One circuit operation: kind, qubit indices ((control, target) for 'cry'), gate index or -1."""
+
+    kind: str
+    qubits: tuple[int, ...]
+    gate: int
+
+
+@dataclass
+class Plan:
+    """The circuit compiled into window steps and per-qubit tails (pure NumPy; no TensorFlow).
+
+    ``ops``: the operations in circuit order. ``steps[s]``: indices into ``ops`` applied at step ``s``
+    (window ``(p, p+1 mod n)`` with ``p = (start + s) mod n``), in order. ``tails[q]``: indices of the
+    single-qubit operations after qubit ``q``'s last two-qubit gate, folded into its readout.
+    ``general``: a step needs a full 4x4 matrix (otherwise every step is block-diagonal in its leading
+    qubit).
+    """
+
+    num_qubits: int
+    num_gates: int
+    ops: list[_Op]
+    steps: list[list[int]]
+    tails: list[list[int]]
+    start: int
+    general: bool
+    fingerprint: str = field(default="")
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.steps)
+
+    def final_order(self) -> list[int]:
+        """Qubit held by each axis position of the state after the last step."""
+        n = self.num_qubits
+        return [(self.start + self.num_steps + i) % n for i in range(n)]
+
+
+def _op_from_cirq(op: cirq.Operation, style: StyleCircuit, index_of_symbol: dict, index_of_qubit: dict) -> _Op:
+    """Recognise one Cirq operation of the style circuit, or raise StateVectorError."""
+    try:
+        wires = tuple(index_of_qubit[q] for q in op.qubits)
+    except KeyError:
+        raise StateVectorError(f"operation {op} acts on a qubit that is not one of the circuit's qubits") from None
+    names = cirq.parameter_names(op)
+    if not names:
+        if len(wires) == 2 and op == cirq.CZ(*op.qubits):
+            return _Op("cz", wires, -1)
+        raise StateVectorError(
+            f"unsupported operation {op}: the statevector backend simulates RY, RZ, controlled-RY with "
+            f"one symbol each, and CZ"
+        )
+    if len(names) != 1:
+        raise StateVectorError(f"operation {op} depends on {len(names)} symbols; expected one")
+    (name,) = names
+    if name not in index_of_symbol:
+        raise StateVectorError(f"operation {op} uses symbol {name!r}, which is not one of style.gates")
+    k = index_of_symbol[name]
+    sym = style.gates[k].symbol
+    if len(wires) == 1:
+        (q,) = op.qubits
+        if op == cirq.ry(sym).on(q):
+            return _Op("ry", wires, k)
+        if op == cirq.rz(sym).on(q):
+            return _Op("rz", wires, k)
+    elif len(wires) == 2:
+        c, t = op.qubits
+        if op == cirq.ry(sym).on(t).controlled_by(c):
+            return _Op("cry", wires, k)
+    raise StateVectorError(
+        f"unsupported operation {op}: the statevector backend simulates ry(theta_k), rz(theta_k), "
+        f"ry(theta_k).controlled_by(c) and CZ"
+    )
+
+
+def _fits(op: _Op, lead: int, second: int, general: bool) -> bool:
+    """Whether ``op`` can be folded into a step on window (lead, second)."""
+    window = {lead, second}
+    if not set(op.qubits) <= window:
+        return False
+    if general:
+        return True
+    # block-diagonal in the leading qubit: anything acting on the second qubit only, diagonal gates
+    # on the leading one, controlled gates whose control is the leading qubit
+    if len(op.qubits) == 1:
+        return op.qubits[0] == second or op.kind == "rz"
+    if op.kind == "cz":
+        return True
+    return op.qubits[0] == lead  # cry: (control, target)
+
+
+def _schedule(ops: list[_Op], n: int, start: int, general: bool) -> list[list[int]] | None:
+    """Greedy schedule of ``ops`` (dependency order kept) into window steps, or None if stuck."""
+    queues: list[list[int]] = [[] for _ in range(n)]
+    for i, op in enumerate(ops):
+        for q in op.qubits:
+            queues[q].append(i)
+    heads = [0] * n
+    left = len(ops)
+    steps: list[list[int]] = []
+    idle = 0
+    p = start
+    while left:
+        lead, second = p % n, (p + 1) % n
+        taken: list[int] = []
+        changed = True
+        while changed:
+            changed = False
+            for q in (lead, second):
+                if heads[q] >= len(queues[q]):
+                    continue
+                i = queues[q][heads[q]]
+                op = ops[i]
+                ready = all(heads[w] < len(queues[w]) and queues[w][heads[w]] == i for w in op.qubits)
+                if ready and _fits(op, lead, second, general):
+                    taken.append(i)
+                    for w in op.qubits:
+                        heads[w] += 1
+                    left -= 1
+                    changed = True
+        steps.append(taken)
+        idle = 0 if taken else idle + 1
+        if idle > n:
+            return None
+        p += 1
+    while steps and not steps[-1]:
+        steps.pop()
+    return steps
+
+
+def compile_plan(style: StyleCircuit) -> Plan:
+    """Walk ``style.circuit`` and compile it into window steps and readout tails."""
+    if not isinstance(style, StyleCircuit):
+        raise StateVectorError(f"style must be a StyleCircuit (from circuits.style_circuit), got {type(style).__name__}")
+    n = style.num_qubits
+    index_of_symbol = {name: k for k, name in enumerate(style.symbol_names)}
+    index_of_qubit = {q: i for i, q in enumerate(style.qubits)}
+    ops = [_op_from_cirq(op, style, index_of_symbol, index_of_qubit) for op in style.circuit.all_operations()]
+    for op in ops:
+        if op.gate >= 0:
+            info = style.gates[op.gate]
+            if info.kind != op.kind or tuple(info.qubits) != op.qubits:
+                raise StateVectorError(
+                    f"gate {op.gate}: the circuit has {op.kind} on {op.qubits} but style.gates says "
+                    f"{info.kind} on {info.qubits}"
+                )
+        if len(op.qubits) == 2:
+            a, b = op.qubits
+            if n > 2 and (a - b) % n not in (1, n - 1):
+                raise StateVectorError(
+                    f"{op.kind} on qubits {op.qubits}: the statevector backend needs two-qubit gates on "
+                    f"neighbours of the ring (i, i+1 mod n)"
+                )
+    # tails: single-qubit operations after a qubit's last multi-qubit operation
+    last_multi = [-1] * n
+    for i, op in enumerate(ops):
+        if len(op.qubits) > 1:
+            for q in op.qubits:
+                last_multi[q] = i
+    tails: list[list[int]] = [[] for _ in range(n)]
+    core: list[int] = []
+    for i, op in enumerate(ops):
+        if len(op.qubits) == 1 and i > last_multi[op.qubits[0]]:
+            tails[op.qubits[0]].append(i)
+        else:
+            core.append(i)
+    core_ops = [ops[i] for i in core]
+    best = None
+    for general in (False, True):
+        for start in range(n):
+            sched = _schedule(core_ops, n, start, general) if core_ops else []
+            if sched is not None and (best is None or len(sched) < len(best[0])):
+                best = (sched, start, general)
+        if best is not None:
+            break
+    if best is None:  # pragma: no cover - every neighbour gate fits a general window
+        raise StateVectorError("could not schedule the circuit onto neighbour windows")
+    sched, start, general = best
+    steps = [[core[i] for i in step] for step in sched]
+    plan = Plan(n, style.num_gates, ops, steps, tails, start, general)
+    plan.fingerprint = hashlib.sha1(
+        repr((n, style.num_gates, ops, steps, tails, start, general)).encode()
+    ).hexdigest()
+    return plan
+
+
+def _embedding(op: _Op, lead: int, second: int) -> tuple[np.ndarray, np.ndarray]:
+    """(E0, E) with the op's 4x4 matrix on window (lead, second) = E0 + sum_ij E[:, :, i, j] U_ij."""
+    e0 = np.zeros((4, 4))
+    e = np.zeros((4, 4, 2, 2))
+    if op.kind == "cz":
+        return np.diag([1.0, 1.0, 1.0, -1.0]), e
+    for i in range(2):
+        for j in range(2):
+            u = _unit(i, j)
+            if len(op.qubits) == 1:
+                e[:, :, i, j] = np.kron(_I2, u) if op.qubits[0] == second else np.kron(u, _I2)
+            elif op.qubits[0] == lead:  # cry(lead -> second)
+                e[:, :, i, j] = np.kron(_P1, u)
+            else:  # cry(second -> lead)
+                e[:, :, i, j] = np.kron(u, _P1)
+    if len(op.qubits) == 2:
+        e0 = np.kron(_P0, _I2) if op.qubits[0] == lead else np.kron(_I2, _P0)
+    return e0, e
+
+
+# block form of an operation on window (lead, second) when steps are block-diagonal in the lead:
+# block_a = alpha_a U + beta_a I + gamma_a Z + delta_a U[a, a] I, for a = 0, 1
+def _block_coefficients(op: _Op | None, lead: int, second: int) -> np.ndarray:
+    """(4, 2): alpha, beta, gamma, delta for a = 0, 1 (None: the identity)."""
+    c = np.zeros((4, 2))
+    if op is None:
+        c[1] = 1.0
+    elif op.kind == "cz":
+        c[1] = (1.0, 0.0)
+        c[2] = (0.0, 1.0)
+    elif op.kind == "cry":  # control lead, target second
+        c[0] = (0.0, 1.0)
+        c[1] = (1.0, 0.0)
+    elif op.qubits[0] == second:
+        c[0] = 1.0
+    else:  # diagonal single-qubit gate on the lead
+        c[3] = 1.0
+    return c
+
+
+@dataclass
+class _Tables:
+    """Constant tables that turn theta into step matrices and tails (NumPy)."""
+
+    op_gate: np.ndarray  # (1 + num_ops,) gate index (0 for the identity and parameter-free ops)
+    op_kind: np.ndarray  # (1 + num_ops, 3): is_ry (ry/cry), is_rz, is_const (identity on its qubit)
+    step_slot: np.ndarray  # (S, m) int: 1 + op index, 0 = identity
+    step_coef: np.ndarray  # (S, m, 4, 2) block coefficients (block-diagonal plans)
+    step_e0: np.ndarray  # (S, m, 4, 4) embedding of general plans
+    step_e: np.ndarray  # (S, m, 4, 4, 2, 2)
+    tail_slot: np.ndarray  # (n, mt) int: 1 + op index, 0 = identity
+
+
+def _tables(plan: Plan) -> _Tables:
+    n = plan.num_qubits
+    ops = plan.ops
+    # row 0 is the identity (padding), row 1 + i is operation i
+    op_gate = np.array([0] + [max(op.gate, 0) for op in ops], dtype=np.int32)
+    op_kind = np.array(
+        [[0, 0, 1]] + [[op.kind in ("ry", "cry"), op.kind == "rz", op.kind == "cz"] for op in ops], dtype=np.float32
+    )
+    S = plan.num_steps
+    m = max([len(s) for s in plan.steps] + [1])
+    slot = np.zeros((S, m), dtype=np.int32)
+    coef = np.zeros((S, m, 4, 2))
+    e0 = np.tile(np.eye(4), (S, m, 1, 1))
+    e = np.zeros((S, m, 4, 4, 2, 2))
+    for s, step in enumerate(plan.steps):
+        lead, second = (plan.start + s) % n, (plan.start + s + 1) % n
+        for j in range(m):
+            op = ops[step[j]] if j < len(step) else None
+            if op is not None:
+                slot[s, j] = step[j] + 1
+                e0[s, j], e[s, j] = _embedding(op, lead, second)
+            if not plan.general:
+                coef[s, j] = _block_coefficients(op, lead, second)
+    mt = max([len(t) for t in plan.tails] + [1])
+    tail_slot = np.zeros((n, mt), dtype=np.int32)
+    for q, tail in enumerate(plan.tails):
+        for j, i in enumerate(tail):
+            tail_slot[q, j] = i + 1
+    f32 = np.float32
+    return _Tables(op_gate, op_kind, slot, coef.astype(f32), e0.astype(f32), e.astype(f32), tail_slot)
+
+
+def _select(x, rows, n: int):
+    """x[rows] for a float (n, ...) tensor and static rows, as a one-hot matmul (no gather/scatter)."""
+    pick = np.zeros((len(rows), n), np.float32)
+    pick[np.arange(len(rows)), np.asarray(rows)] = 1.0
+    return tf.tensordot(tf.constant(pick), x, axes=1)
+
+
+def _dagger(a):
+    """Conjugate transpose of a 2x2 entry tuple."""
+    a00, a01, a10, a11 = a
+    return (tf.math.conj(a00), tf.math.conj(a10), tf.math.conj(a01), tf.math.conj(a11))
+
+
+def _mul2(a, b):
+    """a @ b for 2x2 matrices given as tuples of their entries (m00, m01, m10, m11), elementwise."""
+    a00, a01, a10, a11 = a
+    b00, b01, b10, b11 = b
+    return (a00 * b00 + a01 * b10, a00 * b01 + a01 * b11, a10 * b00 + a11 * b10, a10 * b01 + a11 * b11)
+
+
+def _entries(x):
+    """Entry tuple of a tensor whose axis -2 holds [m00, m01, m10, m11]."""
+    return tuple(x[..., i, :] for i in range(4))
+
+
+def _chain(F):
+    """F[m-1] @ ... @ F[0] for F (m, ..., 4, B); a while loop, so XLA compiles one small body
+    (an unrolled chain of products compiled slowly into large fused expressions)."""
+    m = F.shape[0]
+
+    def body(j, prod):
+        return j + 1, tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2)
+
+    return tf.while_loop(lambda j, _: j < m, body, (tf.constant(1), F[0]))[1]
+
+
+def _chain_grad(F, G):
+    """Gradients (m, ..., 4, B) of the factors of P = F[m-1] ... F[0] given G = dL/dP (TensorFlow's
+    complex convention): g_j = L_j^H G R_j^H, R_j = F[j-1] ... F[0], L_j = F[m-1] ... F[j+1]."""
+    m = F.shape[0]
+    eye = tf.ones_like(G[..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None]
+    # prefixes R_0 = I, R_j = F[j-1] R_{j-1}
+    before = tf.TensorArray(tf.complex64, size=m, element_shape=G.shape)
+
+    def forward(j, prod, before):
+        before = before.write(j, prod)
+        return j + 1, tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2), before
+
+    _, _, before = tf.while_loop(lambda j, *_: j < m, forward, (tf.constant(0), eye, before))
+    grads = tf.TensorArray(tf.complex64, size=m, element_shape=G.shape)
+
+    def backward(i, after, grads):
+        j = m - 1 - i
+        g = _mul2(_mul2(_dagger(_entries(after)), _entries(G)), _dagger(_entries(before.read(j))))
+        after = tf.stack(_mul2(_entries(after), _entries(F[j])), axis=-2)
+        return i + 1, after, grads.write(j, tf.stack(g, axis=-2))
+
+    _, _, grads = tf.while_loop(lambda i, *_: i < m, backward, (tf.constant(0), eye, grads))
+    return grads.stack()
+
+
+# ------------------------------------------------------------------------------ memory and flops
+def available_memory_bytes() -> int:
+    """Memory the process may still use (psutil's ``available``)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def memory_bytes(num_qubits: int, batch: int, num_steps: int | None = None) -> int:
+    """Estimated peak bytes of one forward + gradient step for ``num_qubits`` and ``batch``.
+
+    ``STATE_COPIES`` complex64 states of ``8 * 2^n * batch`` bytes each (the adjoint loop holds the
+    state, lambda, their un-rotated and updated copies and XLA's loop buffers), plus the per-step
+    matrices (``num_steps`` x 2 x 2 x 2 x batch complex64, forward and gradient; default ``6 n``
+    steps). Doubles with every qubit, linear in the batch.
+    """
+    n, b = int(num_qubits), int(batch)
+    steps = 6 * n if num_steps is None else int(num_steps)
+    state = 8 * (2**n) * b
+    matrices = 2 * steps * 16 * 8 * b
+    return STATE_COPIES * state + matrices + (64 << 20)  # + a fixed allowance for TensorFlow itself
+
+
+def check_memory(num_qubits: int, batch: int, num_steps: int | None = None) -> int:
+    """Return the estimate of :func:`memory_bytes`, or raise MemoryLimitError if it does not fit."""
+    need = memory_bytes(num_qubits, batch, num_steps)
+    have = available_memory_bytes()
+    if need > have:
+        raise MemoryLimitError(
+            f"{num_qubits} qubits at batch {batch} need about {need / 2**30:.2f} GiB for the state "
+            f"vectors of a forward + gradient step ({STATE_COPIES} states of {8 * 2**num_qubits * batch / 2**20:.1f} MiB), "
+            f"but only {have / 2**30:.2f} GiB is available: use fewer qubits or a smaller batch"
+        )
+    return need
+
+
+def flops_per_step(style: StyleCircuit, batch: int, n_obs: int | None = None) -> float:
+    """Real floating-point operations of one forward + gradient step of this backend.
+
+    Counts the work the implementation actually does, per sample: per step, 14 flops per amplitude
+    forward (two 2x2 complex blocks; 30 for general 4x4 steps) and 44 backward (un-compute the
+    state and lambda, reduce the step's matrix gradient); 8 flops per amplitude and qubit for the
+    reduced density matrices and 16 for lambda's start; the 2x2 products that build each step's
+    matrix (56 flops each: m - 1 forward, as many again in the backward pass, 4 m for their
+    gradient, per step and block) and the readout. ``n_obs`` defaults to one per qubit.
+    """
+    plan = _cached_plan(style)
+    n, b = plan.num_qubits, float(batch)
+    n_obs = n if n_obs is None else int(n_obs)
+    amps = float(2**n) * b
+    per_fwd, per_bwd = (30.0, 92.0) if plan.general else (14.0, 44.0)
+    core = plan.num_steps * amps * (per_fwd + per_bwd)
+    if plan.num_steps:
+        core += amps * n * (8.0 + 16.0)
+    m = max([len(s) for s in plan.steps] + [1])
+    products = (2 * (m - 1) + 4 * m) * 56.0 * plan.num_steps * 2 * b
+    angles = 3 * 40.0 * len(plan.ops) * b  # cos, sin and entries, forward and backward
+    mt = max([len(t) for t in plan.tails] + [1])
+    readout = 3 * n_obs * b * (56.0 * (mt + 2) + 16)
+    return float(core + products + angles + readout)
+
+
+# --------------------------------------------------------------------------------------- kernels
+def _core_forward(K, n: int, general: bool, steps_per_iteration: int):
+    """Run the steps from |0...0> and return (rho (n_positions, 4, B) float32, final state (2^n, B))."""
+    N, R = 2**n, 2 ** (n - 2)
+    S = K.shape[0]
+    batch = tf.shape(K)[-1]
+    psi = tf.concat([tf.ones((1, batch), tf.complex64), tf.zeros((N - 1, batch), tf.complex64)], axis=0)
+
+    def step(psi, k):
+        x = tf.reshape(psi, (2, 2, R, -1))
+        if general:  # k: (a, b, a', b', B)
+            y = (
+                k[:, :, 0, 0, None, :] * x[0, 0]
+                + k[:, :, 0, 1, None, :] * x[0, 1]
+                + k[:, :, 1, 0, None, :] * x[1, 0]
+                + k[:, :, 1, 1, None, :] * x[1, 1]
+            )
+        else:  # k: (a, i, j, B), block a maps x[a] by k[a]
+            y = k[:, :, 0, None, :] * x[:, 0:1] + k[:, :, 1, None, :] * x[:, 1:2]
+        y = tf.transpose(tf.reshape(y, (2, 2 * R, -1)), (1, 0, 2))
+        return tf.reshape(y, (N, -1))
+
+    psi = _loop(step, psi, K, S, steps_per_iteration, reverse=False)
+    return _reduced_density(psi, n), psi
+
+
+def _loop(step, psi, K, S: int, unroll: int, reverse: bool):
+    """Apply ``step`` for s in range(S) (forward only) with ``unroll`` steps per loop iteration."""
+    unroll = max(1, min(unroll, S))
+    full = S // unroll
+
+    def body(i, psi):
+        for u in range(unroll):
+            psi = step(psi, K[i * unroll + u])
+        return i + 1, psi
+
+    if full:
+        _, psi = tf.while_loop(lambda i, _: i < full, body, (tf.constant(0), psi))
+    for s in range(full * unroll, S):
+        psi = step(psi, K[s])
+    return psi
+
+
+def _reduced_density(psi, n: int):
+    """Per axis position p: [rho00, rho11, Re rho01, Im rho01] summed over the other qubits.
+
+    The diagonals come from one matmul of the probabilities with the bit table, the off-diagonals
+    from one reduction over the n pairings (few XLA kernels: compiling stays quick)."""
+    N = 2**n
+    bits = ((np.arange(N)[None, :] >> (n - 1 - np.arange(n))[:, None]) & 1).astype(np.float32)  # (n, N)
+    probs = tf.math.real(psi * tf.math.conj(psi))  # (N, B)
+    p1 = tf.matmul(tf.constant(bits), probs)  # (n, B)
+    p0 = tf.matmul(tf.constant(1.0 - bits), probs)
+    pairs = []
+    for p in range(n):
+        v = tf.reshape(psi, (2**p, 2, 2 ** (n - p - 1), -1))
+        pairs.append(tf.reshape(v[:, 0] * tf.math.conj(v[:, 1]), (N // 2, -1)))
+    r01 = tf.reduce_sum(tf.stack(pairs), axis=1)  # (n, B)
+    return tf.stack([p0, p1, tf.math.real(r01), tf.math.imag(r01)], axis=1)
+
+
+def _core_backward(K, psi, g_rho, n: int, general: bool):
+    """Adjoint pass: gradient of the loss wrt K (TensorFlow's complex convention) from dL/drho.
+
+    ``lambda`` is set so that dL = 2 Re <lambda|d psi>; walking the steps backwards the state is
+    un-computed (psi_before = K^dagger psi_after, un-rotated) and lambda propagated the same way;
+    the step's gradient is 2 sum_r lambda_after conj(psi_before) (= dL/dRe K + i dL/dIm K).
+    """
+    N, R = 2**n, 2 ** (n - 2)
+    S = K.shape[0]
+    # lambda = sum_p M_p psi (on position p), M_p = [[g00, (gr + i gi)/2], [(gr - i gi)/2, g11]]
+    lam = tf.zeros_like(psi)
+    g = tf.cast(g_rho, tf.complex64)
+    for p in range(n):
+        v = tf.reshape(psi, (2**p, 2, 2 ** (n - p - 1), -1))
+        x0, x1 = v[:, 0], v[:, 1]
+        g00, g11 = g[p, 0], g[p, 1]
+        c = tf.complex(g_rho[p, 2], g_rho[p, 3]) * 0.5
+        l0 = g00 * x0 + c * x1
+        l1 = tf.math.conj(c) * x0 + g11 * x1
+        lam += tf.reshape(tf.stack([l0, l1], axis=1), (N, -1))
+
+    def unrotate(z):
+        return tf.reshape(tf.transpose(tf.reshape(z, (2 * R, 2, -1)), (1, 0, 2)), (2, 2, R, -1))
+
+    def body(i, psi, lam, grads):
+        s = S - 1 - i
+        k = tf.math.conj(K[s])
+        y, ly = unrotate(psi), unrotate(lam)
+        if general:  # x[a', b'] = sum_ab conj(k[a, b, a', b']) y[a, b]
+            def apply(z):
+                return (
+                    k[0, 0, :, :, None, :] * z[0, 0]
+                    + k[0, 1, :, :, None, :] * z[0, 1]
+                    + k[1, 0, :, :, None, :] * z[1, 0]
+                    + k[1, 1, :, :, None, :] * z[1, 1]
+                )
+
+            x, lx = apply(y), apply(ly)
+            gk = 2.0 * tf.reduce_sum(ly[:, :, None, None] * tf.math.conj(x)[None, None], axis=4)
+        else:  # x[a, j] = sum_i conj(k[a, i, j]) y[a, i]
+            def apply(z):
+                return k[:, 0, :, None, :] * z[:, 0:1] + k[:, 1, :, None, :] * z[:, 1:2]
+
+            x, lx = apply(y), apply(ly)
+            gk = 2.0 * tf.reduce_sum(ly[:, :, None] * tf.math.conj(x)[:, None], axis=3)
+        return i + 1, tf.reshape(x, (N, -1)), tf.reshape(lx, (N, -1)), grads.write(s, gk)
+
+    grads = tf.TensorArray(tf.complex64, size=S, element_shape=K.shape[1:-1].concatenate([None]))
+    _, _, _, grads = tf.while_loop(lambda i, *_: i < S, body, (tf.constant(0), psi, lam, grads))
+    return grads.stack()
+
+
+# ---------------------------------------------------------------------------------- the backend
+_PAULI = {
+    "X": np.array([[0, 1], [1, 0]], dtype=np.complex64),
+    "Y": np.array([[0, -1j], [1j, 0]], dtype=np.complex64),
+    "Z": np.array([[1, 0], [0, -1]], dtype=np.complex64),
+}
+_PLANS: dict = {}
+_PROGRAMS: dict = {}
+
+
+def _cached_plan(style: StyleCircuit) -> Plan:
+    key = id(style)
+    hit = _PLANS.get(key)
+    if hit is None or hit[0] is not style:
+        hit = (style, compile_plan(style))
+        _PLANS[key] = hit
+    return hit[1]
+
+
+def _parse_observables(observables, style: StyleCircuit) -> tuple[np.ndarray, np.ndarray]:
+    """(qubit index per observable, 2x2 Pauli matrix per observable) or StateVectorError."""
+    if isinstance(observables, (cirq.PauliString, cirq.Operation)):
+        observables = [observables]
+    observables = list(observables)
+    if not observables:
+        raise StateVectorError("observables: expected at least one single-qubit Pauli observable")
+    index_of_qubit = {q: i for i, q in enumerate(style.qubits)}
+    wires, mats = [], []
+    for k, obs in enumerate(observables):
+        if isinstance(obs, cirq.Operation) and not isinstance(obs, cirq.PauliString):
+            try:
+                obs = cirq.PauliString(obs)
+            except (TypeError, ValueError):
+                pass
+        if not isinstance(obs, cirq.PauliString):
+            raise StateVectorError(f"observable {k} ({obs!r}) is not a cirq.PauliString; expected e.g. cirq.Z(q)")
+        if len(obs) != 1:
+            raise StateVectorError(
+                f"observable {k} ({obs}) acts on {len(obs)} qubits; the statevector backend reads out "
+                f"single-qubit Paulis (X_k, Y_k, Z_k) only"
+            )
+        coef = complex(obs.coefficient)
+        if abs(coef - 1.0) > 1e-12:
+            raise StateVectorError(f"observable {k} ({obs}) has coefficient {coef}; only coefficient 1 is supported")
+        ((qubit, pauli),) = obs.items()
+        if qubit not in index_of_qubit:
+            raise StateVectorError(f"observable {k} ({obs}) acts on {qubit}, which is not one of the circuit's qubits")
+        wires.append(index_of_qubit[qubit])
+        mats.append(_PAULI[str(pauli)])
+    return np.array(wires, dtype=np.int32), np.stack(mats)
+
+
+class StateVectorBackend:
+    """Exact batched state-vector simulation of a :class:`StyleCircuit`, differentiable in theta.
+
+    ``StateVectorBackend(style, observables, jit_compile="auto", steps_per_iteration=1,
+    check_memory=True)``; ``backend(theta)`` maps angles (B, num_gates) float32 (gate ``k``'s angle
+    is symbol ``theta_k``) to expectation values (B, len(observables)) float32, with a hand-written
+    adjoint gradient. Works eagerly, inside ``tf.function`` and under ``tf.GradientTape``.
+    """
+
+    name = "statevector"
+    differentiable = True
+
+    def __init__(self, style: StyleCircuit, observables, jit_compile="auto", steps_per_iteration: int = 1,
+                 check_memory: bool = True):
+        if jit_compile not in ("auto", True, False):
+            raise StateVectorError(f"jit_compile must be 'auto', True or False, got {jit_compile!r}")
+        if isinstance(steps_per_iteration, bool) or not isinstance(steps_per_iteration, (int, np.integer)) \
+                or steps_per_iteration < 1:
+            raise StateVectorError(f"steps_per_iteration must be an integer >= 1, got {steps_per_iteration!r}")
+        self.style = style
+        self.plan = compile_plan(style)
+        self.observables = list(observables) if not isinstance(observables, cirq.PauliString) else [observables]
+        self._wires, self._paulis = _parse_observables(observables, style)
+        self.jit_compile = _JIT_DEFAULT if jit_compile == "auto" else bool(jit_compile)
+        self.steps_per_iteration = int(steps_per_iteration)
+        self.check_memory = bool(check_memory)
+        self.num_gates = style.num_gates
+        self._forward, self._backward = self._programs()
+
+    # -- public ---------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        p = self.plan
+        return (
+            f"StateVectorBackend({p.num_qubits} qubits, {p.num_steps} steps"
+            f"{' (general 4x4)' if p.general else ''}, {len(self._wires)} observables, "
+            f"jit_compile={self.jit_compile})"
+        )
+
+    def memory_bytes(self, batch: int) -> int:
+        """Estimated peak bytes of a forward + gradient step at this batch size."""
+        return memory_bytes(self.plan.num_qubits, batch, self.plan.num_steps)
+
+    def __call__(self, theta):
+        theta = tf.convert_to_tensor(theta)
+        if theta.dtype != tf.float32:
+            if not (theta.dtype.is_floating or theta.dtype.is_integer):
+                raise StateVectorError(f"theta must be float32 angles, got dtype {theta.dtype.name}")
+            theta = tf.cast(theta, tf.float32)
+        shape = theta.shape
+        if shape.rank != 2 or (shape[1] is not None and shape[1] != self.num_gates):
+            raise StateVectorError(
+                f"theta must have shape (batch, {self.num_gates}) (one angle per gate of the circuit), "
+                f"got {tuple(shape)}"
+            )
+        if self.check_memory and shape[0] is not None and self.plan.num_steps:
+            check_memory(self.plan.num_qubits, int(shape[0]), self.plan.num_steps)
+        if not self.plan.num_steps:  # product state: only tails, plain autodiff
+            return self._readout(self._const_rho(tf.shape(theta)[0]), tf.transpose(theta))
+        forward, backward = self._forward, self._backward
+
+        @tf.custom_gradient
+        def simulate(theta):
+            # stop_gradient: the programs are differentiated by hand, so no tape may trace into them
+            values, rho, psi = forward(tf.stop_gradient(theta))
+
+            def grad(dvalues):
+                return backward(tf.stop_gradient(theta), rho, psi, tf.stop_gradient(dvalues))
+
+            return values, grad
+
+        return simulate(theta)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _programs(self):
+        key = (self.plan.fingerprint, tuple(self._wires), self._paulis.tobytes(), self.jit_compile,
+               self.steps_per_iteration)
+        hit = _PROGRAMS.get(key)
+        if hit is None:
+            hit = self._make_programs()
+            _PROGRAMS[key] = hit
+        return hit
+
+    def _make_programs(self):
+        plan, n = self.plan, self.plan.num_qubits
+        general, unroll = plan.general, self.steps_per_iteration
+
+        def forward(theta):
+            theta_t = tf.transpose(theta)
+            K = self._step_matrices(theta_t)
+            rho_pos, psi = _core_forward(K, n, general, unroll)
+            rho = self._by_qubit(rho_pos)
+            return self._readout(rho, theta_t), rho, psi
+
+        def backward(theta, rho, psi, dvalues):
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(theta)
+                tape.watch(rho)
+                theta_t = tf.transpose(theta)
+                values = self._readout(rho, theta_t)
+                if general:  # small 3-qubit plans: autodiff through the 4x4 products
+                    K = self._step_matrices(theta_t)
+            g_rho, g_tail = tape.gradient(values, [rho, theta], output_gradients=dvalues)
+            g_pos = _select(g_rho, self.plan.final_order(), n)
+            if general:
+                dK = _core_backward(K, psi, g_pos, n, general)
+                g_core = tape.gradient(K, theta, output_gradients=dK)
+            else:
+                K = self._step_matrices(theta_t)
+                dK = _core_backward(K, psi, g_pos, n, general)
+                g_core = tf.transpose(self._step_matrices_grad(theta_t, dK))
+            del tape
+            return g_core if g_tail is None else g_core + g_tail
+
+        fwd = tf.function(forward, jit_compile=self.jit_compile, reduce_retracing=True)
+        bwd = tf.function(backward, jit_compile=self.jit_compile, reduce_retracing=True)
+        return fwd, bwd
+
+    def _by_qubit(self, rho_pos):
+        inverse = np.argsort(self.plan.final_order())  # qubit q sits at position inverse[q]
+        return _select(rho_pos, inverse, self.plan.num_qubits)
+
+    def _const_rho(self, batch):
+        one = tf.ones((self.plan.num_qubits, 1, batch))
+        zero = tf.zeros((self.plan.num_qubits, 3, batch))
+        return tf.concat([one, zero], axis=1)
+
+    def _half_angles(self, theta_t, rows: np.ndarray):
+        """Half angles (rows, B) of operation rows ``rows`` (row 0 the identity, 1 + i operation i)
+        from ``theta_t`` (num_gates, B), picked by a one-hot matmul (its gradient is a matmul too;
+        XLA's scatter on CPU is slow)."""
+        return tf.matmul(tf.constant(self._pick(rows)), theta_t) * 0.5
+
+    def _pick(self, rows: np.ndarray) -> np.ndarray:
+        t = _tables_for(self.plan)
+        flat = np.asarray(rows).reshape(-1)
+        pick = np.zeros((flat.size, self.plan.num_gates), np.float32)
+        pick[np.arange(flat.size), t.op_gate[flat]] = 1.0 - t.op_kind[flat, 2]
+        return pick
+
+    def _op_matrices(self, theta_t, rows: np.ndarray):
+        """Entries (m00, m01, m10, m11) of the 2x2 matrices of operation rows ``rows`` (any shape;
+        row 0 the identity, row 1 + i operation i), each of shape rows.shape + (B,) complex64."""
+        t = _tables_for(self.plan)
+        flat = np.asarray(rows).reshape(-1)
+        half = self._half_angles(theta_t, rows)
+        c, s = tf.cos(half), tf.sin(half)
+        kinds = t.op_kind[flat]
+        is_ry, is_rz, is_const = (tf.constant(kinds[:, i, None]) for i in range(3))
+        zero = tf.zeros_like(c)
+        # ry: [[c, -s], [s, c]]; rz: [[c - i s, 0], [0, c + i s]]; identity and CZ: identity
+        re_diag = (is_ry + is_rz) * c + is_const
+        entries = (
+            tf.complex(re_diag, -is_rz * s),
+            tf.complex(-is_ry * s, zero),
+            tf.complex(is_ry * s, zero),
+            tf.complex(re_diag, is_rz * s),
+        )
+        shape = tuple(np.shape(rows)) + (-1,)
+        return tuple(tf.reshape(e, shape) for e in entries)
+
+    def _factors(self, theta_t):
+        """Block-diagonal plans: the factors of every step, (m, S, 2, 4, B) complex64 (slot j, step,
+        block a, entry [00, 01, 10, 11], sample)."""
+        t = _tables_for(self.plan)
+        u = self._op_matrices(theta_t, t.step_slot)  # 4 x (S, m, B)
+        coef = tf.constant(np.moveaxis(t.step_coef, 1, 0)[..., None].astype(np.complex64))  # (m, S, 4, 2, 1)
+        alpha, beta, gamma, delta = (coef[:, :, i] for i in range(4))  # (m, S, 2, 1) over block a
+        u00, u01, u10, u11 = (tf.transpose(x, (1, 0, 2))[:, :, None, :] for x in u)  # (m, S, 1, B)
+        scalar = beta + delta * tf.concat([u00, u11], axis=2)  # block a gets U[a, a] I where delta_a = 1
+        blocks = (alpha * u00 + scalar + gamma, alpha * u01, alpha * u10, alpha * u11 + scalar - gamma)
+        return tf.stack(blocks, axis=3)
+
+    def _step_matrices(self, theta_t):
+        """Per-step matrices for the core from theta_t (num_gates, B): (S, 2, 2, 2, B) block-diagonal
+        (block a, row i, column j), or (S, 2, 2, 2, 2, B) for general plans."""
+        t = _tables_for(self.plan)
+        S = self.plan.num_steps
+        if self.plan.general:
+            m = t.step_slot.shape[1]
+            slots = self._op_matrices(theta_t, t.step_slot)  # 4 x (S, m, B)
+            u = tf.reshape(tf.stack(slots, axis=2), (S, m, 2, 2, -1))  # (S, m, i, j, B)
+            e = tf.constant(t.step_e, tf.complex64)
+            e0 = tf.constant(t.step_e0, tf.complex64)
+            M = e0[..., None] + tf.einsum("smxyij,smijb->smxyb", e, u)  # (S, m, 4, 4, B)
+            M = tf.transpose(M, (0, 1, 4, 2, 3))  # (S, m, B, 4, 4)
+            prod = M[:, 0]
+            for j in range(1, m):
+                prod = tf.matmul(M[:, j], prod)
+            return tf.transpose(tf.reshape(prod, (S, -1, 2, 2, 2, 2)), (0, 2, 3, 4, 5, 1))
+        return tf.reshape(_chain(self._factors(theta_t)), (S, 2, 2, 2, -1))
+
+    def _step_matrices_grad(self, theta_t, dK):
+        """Hand-written vector-Jacobian product of :meth:`_step_matrices` (block-diagonal plans):
+        from dK (TensorFlow's complex convention) back to theta_t (num_gates, B).
+
+        For K = F[m-1] ... F[0], the gradient of factor j is L_j^H dK R_j^H with L_j, R_j the
+        products after and before it (two short loops); then the chain rule through the block
+        embedding to each operation's 2x2 matrix and through cos/sin to its angle."""
+        t = _tables_for(self.plan)
+        S = self.plan.num_steps
+        gf = _chain_grad(self._factors(theta_t), tf.reshape(dK, (S, 2, 4, -1)))  # (m, S, 2, 4, B)
+        gf = tf.transpose(gf, (1, 0, 2, 3, 4))  # (S, m, 2, 4, B)
+        coef = tf.constant(t.step_coef[..., None].astype(np.complex64))  # (S, m, 4, 2, 1)
+        alpha, delta = coef[:, :, 0], coef[:, :, 3]  # (S, m, 2, 1)
+        g00, g01, g10, g11 = (gf[:, :, :, i] for i in range(4))  # (S, m, 2, B)
+        trace = g00 + g11
+        gu00 = tf.reduce_sum(alpha * g00, axis=2) + delta[:, :, 0] * trace[:, :, 0]
+        gu11 = tf.reduce_sum(alpha * g11, axis=2) + delta[:, :, 1] * trace[:, :, 1]
+        gu01 = tf.reduce_sum(alpha * g01, axis=2)
+        gu10 = tf.reduce_sum(alpha * g10, axis=2)
+        # d entries / d half-angle; dL/dh = sum_e Re(conj(u_e') g_e)
+        rows = t.step_slot
+        kinds = t.op_kind[rows.reshape(-1)].reshape(rows.shape + (3,))
+        is_ry, is_rz = tf.constant(kinds[..., 0, None]), tf.constant(kinds[..., 1, None])
+        half = tf.reshape(self._half_angles(theta_t, rows), rows.shape + (-1,))
+        c, s = tf.cos(half), tf.sin(half)
+        re, im = tf.math.real, tf.math.imag
+        dh = (
+            -(is_ry + is_rz) * s * (re(gu00) + re(gu11))
+            + is_rz * c * (im(gu11) - im(gu00))
+            + is_ry * c * (re(gu10) - re(gu01))
+        )
+        dh = tf.reshape(dh, (rows.size, -1)) * 0.5
+        return tf.matmul(tf.constant(self._pick(rows)), dh, transpose_a=True)  # (num_gates, B)
+
+    def _readout(self, rho, theta_t):
+        """<P> per observable, (B, obs), from qubit-ordered rho (n, 4, B) and the tail unitaries."""
+        t = _tables_for(self.plan)
+        r = _select(rho, self._wires, self.plan.num_qubits)  # (obs, 4, B)
+        r00, r11, r01_re, r01_im = (r[:, i] for i in range(4))
+        P = [tf.constant(self._paulis[:, i, j][:, None]) for i in range(2) for j in range(2)]  # (obs, 1)
+        tail_slots = t.tail_slot[self._wires]  # (obs, mt)
+        if np.any(tail_slots):
+            U = self._op_matrices(theta_t, tail_slots)  # (obs, mt, B) each
+            T = tuple(u[:, 0] for u in U)
+            for j in range(1, tail_slots.shape[1]):
+                T = _mul2(tuple(u[:, j] for u in U), T)
+            Q = _mul2(_dagger(T), _mul2(P, T))  # T^dagger P T
+        else:
+            Q = P
+        q00, q11, q10 = tf.math.real(Q[0]), tf.math.real(Q[3]), Q[2]
+        values = q00 * r00 + q11 * r11 + 2.0 * (tf.math.real(q10) * r01_re - tf.math.imag(q10) * r01_im)
+        return tf.transpose(values)
+
+
+_TABLES: dict = {}
+
+
+def _tables_for(plan: Plan) -> _Tables:
+    hit = _TABLES.get(plan.fingerprint)
+    if hit is None:
+        hit = _tables(plan)
+        _TABLES[plan.fingerprint] = hit
+    return hit
