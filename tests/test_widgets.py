@@ -346,3 +346,22 @@ def test_a_diverged_run_is_reported_and_the_next_train_starts_anew(workspace, tm
     first = ex.state.run_dir
     monkeypatch.setattr(WGANGPTrainer, "_divergence", real)
     assert ex.run_sync(steps=2).status == "completed" and ex.state.run_dir != first
+
+
+@pytest.mark.notebook
+def test_dashboard_notebook_executes_and_shows_the_explorer(tmp_path):
+    """notebooks/dashboard.ipynb (the Voila app) runs in a kernel, stripped, with no error or noise;
+    the browser test drives it, this one needs no Chromium."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(code) == 2 and all(not c.outputs and c.execution_count is None for c in code)
+    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert not [o for o in outputs if o.get("output_type") == "error" or o.get("name") == "stderr"], outputs
