@@ -99,8 +99,10 @@ def _mapping(where: str, key: str, value) -> dict:
 def _ints(where: str, key: str, value, minimum: int = 1, nested: bool = False) -> list:
     """A list of ints >= minimum (a lone int is a one-element list); ``nested``: a list of such lists."""
     if nested:
-        items = value if isinstance(value, list) and value and all(isinstance(v, list) for v in value) else [value]
-        return [_ints(where, f"{key}[{i}]", v, minimum) for i, v in enumerate(items)]
+        if not (isinstance(value, list) and value and all(isinstance(v, list) for v in value)):
+            _fail(where, key, f"expected a list of hidden-layer lists such as [[8], [16, 16]], got {value!r} "
+                              "([[4], [8]] is two one-layer generators, [[4, 8]] one two-layer generator)")
+        return [_ints(where, f"{key}[{i}]", v, minimum) for i, v in enumerate(value)]
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
         _fail(where, key, f"expected a non-empty list of integers >= {minimum}, got {value!r}")
@@ -313,7 +315,8 @@ def latent_dim_of(gen: Mapping) -> int:
 
 
 def generator_label(gen: Mapping) -> str:
-    """Short readable name: ``q4x2-cry-ring`` or ``c8-8`` (``-z6`` noise / ``-d4`` latent when not default)."""
+    """Short readable name: ``q4x2-cry-ring``, or ``c8-8-d4`` (hidden widths, ``-z6`` when the noise size
+    differs from the latent size, latent size)."""
     if gen["kind"] == "quantum":
         label = f"q{gen['num_qubits']}x{gen['num_layers']}-{gen['entangler']}"
         return label + (f"-{gen['readout']}" if gen.get("readout", "z") != "z" else "")
@@ -369,7 +372,6 @@ def workspace_for(settings: Mapping):
         from qgan_widgets.pipeline import Workspace
 
         kwargs = {k: v for k, v in settings.items() if v is not None}
-        kwargs.setdefault("fast", FAST)
         _WORKSPACES[key] = Workspace.prepare(**kwargs, verbose=False)
     return _WORKSPACES[key]
 
@@ -377,28 +379,31 @@ def workspace_for(settings: Mapping):
 def run_trial(spec: Mapping) -> dict:
     """Train one trial through :func:`qgan_widgets.training.run_training`; return its summary dict.
 
-    Adds the data set's name and the mean ``d_loss``, ``g_loss`` and ``w_estimate`` over the last
-    tenth of the steps. A diverged run is a result (unstable), not a failure; other errors
-    propagate so that Ray retries the trial.
+    Adds the data set's name, TensorFlow's thread count (``tf_threads``) and the mean ``d_loss``,
+    ``g_loss`` and ``w_estimate`` over the last tenth of the steps. A diverged run is a result
+    (unstable), not a failure; other errors propagate so that Ray retries the trial.
     """
     limit_threads(1)
     from collections import deque
 
     from qgan_widgets import training
+    from qgan_widgets._tf import tf
 
     ws = workspace_for(spec["workspace"])
-    tail: deque = deque(maxlen=max(10, int(spec["train"].get("steps", 1000)) // 10))
+    train = training.TrainConfig.from_dict({**spec["train"], "seed": spec["seed"]})
+    tail: deque = deque(maxlen=max(10, train.steps // 10))
 
     class LossTail(training.Callback):
         def on_step(self, step, logs):
             tail.append(logs)
 
     summary = training.run_training(
-        dict(spec["generator"]), dict(spec["critic"]), {**spec["train"], "seed": spec["seed"]}, workspace=ws,
+        dict(spec["generator"]), dict(spec["critic"]), train, workspace=ws,
         evaluator_options=dict(spec["evaluation"]), stability_options=dict(spec["stability"]),
         callbacks=[LossTail()], progress=False,
     )
     summary["dataset"] = getattr(getattr(ws, "dataset", None), "name", None)
+    summary["tf_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
     for key in LOSS_KEYS:
         values = [float(row[key]) for row in tail if key in row]
         summary[key] = sum(values) / len(values) if values else None

@@ -484,71 +484,82 @@ def fit_kind(
 
 
 def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: Fit | None) -> list[str]:
-    """Plain sentences on what one kind's data support (used in ``report.md`` and ``fit.json``)."""
-    out = []
+    """Plain sentences on what one kind's data support (``report.md``, ``fit.json``); the last is the bottom line."""
     n, n_gen = result["n_distinct_cg"], result["n_generators"]
     if n_gen == 0:
         return [f"No {kind} generator was in the sweep."]
+    out, doubts = [], []
     if result["no_optimum"]:
         labels = ", ".join(f"{p['generator_label']} ({p['status']})" for p in result["no_optimum"])
         out.append(f"{len(result['no_optimum'])} of {n_gen} {kind} generators have no optimal critic: {labels}.")
+    if n < 3:
+        out.append(f"Only {n} {kind} generator capacit{'y has' if n == 1 else 'ies have'} an optimum: "
+                   + ("no trend can be estimated." if n < 2 else "any line passes through 2 points, so R^2 = 1 "
+                      "means nothing and the exponential and power law cannot be told apart."))
     if n < 2:
-        out.append(f"Only {n} {kind} generator capacity has an optimum: no trend can be estimated.")
-        return out
-    if n == 2:
-        out.append(f"Only 2 {kind} generator capacities have an optimum: any line passes through 2 points, "
-                   "so R^2 = 1 means nothing and the exponential and power law cannot be told apart.")
+        return out + ["Bottom line: too few optima to test the scaling claim."]
     b, ci = exp_fit.b, result.get("ci_b")
     boot = result.get("bootstrap", {})
+    level = f"{boot.get('level', 0.95):.0%}"
     flat = len(set(exp_fit.cd)) == 1
     if flat:
         out.append(f"Every {kind} generator with an optimum has the same optimal critic (C_D* = {exp_fit.cd[0]:.0f}): "
-                   "no growth with C_G within this grid.")
+                   "no change with C_G within this grid.")
     if ci is None:
-        out.append("The bootstrap found no resample with 2 distinct capacities; no CI for b.")
+        out.append("No bootstrap resample kept 2 distinct capacities with an optimum: no CI for b.")
     elif ci[0] <= 0 <= ci[1]:
-        out.append(f"b = {b:.3g} per generator parameter, but its {boot.get('level', 0.95):.0%} bootstrap CI "
-                   f"[{ci[0]:.3g}, {ci[1]:.3g}] includes 0: the data do not show C_D* changing with C_G.")
+        out.append(f"b = {b:.3g} per generator parameter; its {level} bootstrap CI [{ci[0]:.3g}, {ci[1]:.3g}] "
+                   "includes 0.")
     else:
-        direction = "grows" if b > 0 else "shrinks"
-        out.append(f"C_D* {direction} with C_G: b = {b:.3g} per generator parameter (x{math.exp(b):.4g} per "
-                   f"parameter), {boot.get('level', 0.95):.0%} bootstrap CI [{ci[0]:.3g}, {ci[1]:.3g}] excludes 0.")
-        if b < 0:
-            out.append("This is the opposite direction to the paper's claim.")
+        how = f"doubles every {math.log(2) / b:.3g}" if b > 0 else f"halves every {math.log(2) / -b:.3g}"
+        out.append(f"C_D* {'grows' if b > 0 else 'shrinks'} with C_G: b = {b:.3g} per generator parameter (C_D* {how} "
+                   f"generator parameters), {level} bootstrap CI [{ci[0]:.3g}, {ci[1]:.3g}] excludes 0.")
     if ci is not None and ci[0] == ci[1] and not flat:
         out.append("Every bootstrap resample picks the same critics, so the CI has zero width: it reflects "
                    "seed-to-seed variation only, not the coarseness of the critic grid.")
     if boot.get("n_seeds", 0) and boot["n_seeds"] < 3:
-        out.append(f"Only {boot['n_seeds']} seed(s): the bootstrap over seeds has few distinct resamples, "
-                   "so the CI is coarse.")
+        doubts.append("few seeds")
+        out.append(f"Only {boot['n_seeds']} seed(s): the bootstrap over seeds has few distinct resamples.")
     if boot and boot.get("n_valid", 0) < 0.9 * boot.get("n_boot", 1):
         out.append(f"{boot['n_boot'] - boot['n_valid']} of {boot['n_boot']} bootstrap resamples had too few "
                    "optima to fit and were skipped.")
+    preferred = "indistinguishable"
     if n > 2 and not flat:
         preferred, d = result["preferred"], result["delta_aic_power_minus_exp"]
-        r2e = "nan" if math.isnan(exp_fit.r2) else f"{exp_fit.r2:.3f}"
-        r2p = "nan" if math.isnan(pow_fit.r2) else f"{pow_fit.r2:.3f}"
+        r2e, r2p = _fmt(exp_fit.r2), _fmt(pow_fit.r2)
         if preferred == "indistinguishable":
             dtxt = "" if d is None else f" (AIC difference {d:+.2f}, below 2)"
-            out.append(f"Exponential (R^2 {r2e}) and power law (R^2 {r2p}) describe the points equally well{dtxt}: "
-                       "the data cannot tell them apart.")
+            out.append(f"Exponential (R^2 {r2e}) and power law (R^2 {r2p}) describe the points equally well{dtxt}.")
         else:
-            out.append(f"The {preferred} fits better: R^2 exponential {r2e} vs power law {r2p}, "
+            out.append(f"The {preferred} law fits better: R^2 exponential {r2e} vs power law {r2p}, "
                        f"AIC(power) - AIC(exponential) = {d:+.2f}.")
     edges = [p for p in result["points"] if p["at_edge"]]
     if edges:
+        doubts.append("optima at the edge of the critic grid")
         where = ", ".join(f"{p['generator_label']} ({p['at_edge']})" for p in edges)
         out.append(f"{len(edges)} of {n} optima sit at the edge of the critic grid ({where}): the true optimum may "
-                   "lie outside the widths tried, so widen the critic grid before trusting the slope.")
+                   "lie outside the widths tried; widen the grid.")
     unresolved = [p for p in result["points"] if p.get("n_rivals")]
     if unresolved:
+        doubts.append("critics the seeds cannot separate")
         out.append(f"For {len(unresolved)} of {n} generators another critic's mean FD lies within one standard error "
-                   "of the optimum's: the seeds do not resolve which critic is best, so C_D* is uncertain beyond "
-                   "what the bootstrap shows. More seeds or longer training would sharpen it.")
+                   "of the optimum's: the seeds do not resolve which critic is best (more seeds or longer "
+                   "training would).")
     ties = [p for p in result["points"] if p["status"] == "tie"]
     if ties:
         out.append(f"{len(ties)} optima are ties broken towards the smallest critic.")
-    return out
+    if n == 2:
+        doubts.append("only 2 capacities")
+    # The bottom line.
+    if ci is None or ci[0] <= 0 <= ci[1] or flat:
+        bottom = "no evidence that the optimal critic size changes with the generator size."
+    else:
+        trend = "C_D* grows with C_G" if b > 0 else "C_D* shrinks as C_G grows (against the paper's claim)"
+        law = {"exponential": ", better described by an exponential than a power law",
+               "power": ", better described by a power law than an exponential"}.get(preferred, "")
+        bottom = trend + law
+        bottom += f"; tentative: {', '.join(doubts)}." if doubts else "."
+    return out + [f"Bottom line: {bottom}"]
 
 
 def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | None = None, ax=None, path=None,

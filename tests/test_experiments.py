@@ -40,6 +40,7 @@ def write(tmp_path: Path, text: str, name="sweep.yaml") -> Path:
     ("generators: {quantum: {qubits: [3]}}\n", "generators.quantum.qubits: 3 qubits with readout 'z' give latent_dim 3"),
     ("generators: {quantum: {entangler: [ring]}}\n", "generators.quantum: entangler must be one of"),
     ("generators: {classical: {hidden: [[8, 0]]}}\n", "generators.classical.hidden[0]"),
+    ("generators: {classical: {hidden: [4, 8]}}\n", "generators.classical.hidden: expected a list of hidden-layer lists"),
     ("generators: {classical: {}}\ncritic: {widths: []}\n", "critic.widths"),
     ("generators: {classical: {}}\nseeds: [0, 0]\n", "seeds: seeds repeat"),
     ("generators: {classical: {}}\ntrain: {stepz: 5}\n", "train: not valid TrainConfig fields: unknown TrainConfig key(s) stepz"),
@@ -233,6 +234,13 @@ def test_cli_reports_bad_config_and_analyzes_existing_results(tmp_path, capsys):
     assert "generators: no generators" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         experiments.main(["--out", str(tmp_path)])  # neither --config nor --quick
+    rows = [{"generator_kind": "classical", "generator_label": f"c{cg}", "generator_params": cg, "critic_width": w,
+             "critic_depth": 2, "critic_params": cp, "seed": 0, "final_fd": 1.0 + abs(w - cg / 10), "stable": True,
+             "status": "done"} for cg in (40, 80, 160) for w, cp in ((4, 45), (8, 121), (16, 369))]
+    pd.DataFrame(rows).to_csv(tmp_path / "trials.csv", index=False)
+    assert experiments.main(["--analyze-only", "--out", str(tmp_path)]) == 0
+    assert "## What the data support" in capsys.readouterr().out
+    assert json.loads((tmp_path / "fit.json").read_text())["classical"]["n_points"] == 3
 
 
 # ------------------------------------------------------------------------------- a real tiny sweep
@@ -247,5 +255,6 @@ def test_tiny_real_sweep_on_local_ray(tmp_path):
     assert set(df["generator_kind"]) == {"quantum", "classical"}
     assert df["final_fd"].map(math.isfinite).all() and (df["wall_time_s"] > 0).all()
     assert (df["critic_params"] == 4 * 2 + 4 + 20 + 5).all()  # latent 2, width 4, depth 2
+    assert (df["tf_threads"] == 1).all()  # one TensorFlow thread per trial
     assert {"fit.json", "report.md", "scaling.png"} <= {p.name for p in out.iterdir()}
     assert not os.environ.get("RAY_ADDRESS")

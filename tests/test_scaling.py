@@ -204,6 +204,7 @@ def test_analyze_writes_fit_json_figure_and_report(tmp_path):
     assert len(pd.read_csv(tmp_path / "optimal.csv")) == 8
     report = (tmp_path / "report.md").read_text()
     assert "synthetic" in report and "What the data support" in report and "excludes 0" in report
+    assert fits["quantum"]["verdict"][-1].startswith("Bottom line: C_D* grows with C_G")
     assert res["report"] == report
 
 
@@ -217,6 +218,7 @@ def test_report_says_when_there_are_too_few_points(tmp_path):
     fits = analyze(tmp_path, n_boot=50)["fits"]
     text = " ".join(fits["quantum"]["verdict"])
     assert "Only 2 quantum generator capacities" in text and "q3 (no stable trial)" in text
+    assert "tentative" in text or "no evidence" in text
     assert "edge of the critic grid" in text
     assert fits["classical"]["verdict"] == ["No classical generator was in the sweep."]
 
@@ -239,6 +241,7 @@ def test_report_says_when_every_generator_has_the_same_optimum(tmp_path):
     assert fit["b"] == 0 and fit["ci_b"] == [0, 0]
     text = " ".join(fit["verdict"])
     assert "same optimal critic (C_D* = 121)" in text and "includes 0" in text and "R^2" not in text
+    assert fit["verdict"][-1] == "Bottom line: no evidence that the optimal critic size changes with the generator size."
 
 
 def test_critics_within_one_standard_error_are_reported():
