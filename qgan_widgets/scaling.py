@@ -32,7 +32,6 @@ import pandas as pd
 
 KINDS = ("quantum", "classical")
 RULES = ("min_fd", "smallest_within")
-EDGE_NOTE = "largest"  # value of ``at_edge`` when the optimum is the largest critic tried
 
 
 class ScalingError(ValueError):
