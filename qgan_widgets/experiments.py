@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -503,21 +504,24 @@ def _fmt_time(s: float) -> str:
 
 
 def _start_ray(address, num_cpus, env: dict):
+    """Ray, and the temporary directory of the local Ray this call started ("" for a cluster, None if
+    Ray was already running): dashboard off, warnings only, workers' output not echoed."""
     import logging
     import tempfile
 
     import ray
 
     if ray.is_initialized():
-        return ray, False
+        return ray, None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network at run time
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                   runtime_env={"env_vars": env})
     if address:
         ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), _temp_dir=tempfile.mkdtemp(prefix="qgan-ray-"), **kwargs)
-    return ray, True
+        return ray, ""
+    tmp = tempfile.mkdtemp(prefix="qgan-ray-")
+    ray.init(num_cpus=num_cpus or os.cpu_count(), _temp_dir=tmp, **kwargs)
+    return ray, tmp
 
 
 def run_sweep(
@@ -560,8 +564,10 @@ def run_sweep(
             _run_on_ray(ray, todo, specs, records, params, out, trial_fn or run_trial,
                         config.max_retries if max_retries is None else max_retries, say)
         finally:
-            if started:
+            if started is not None:
                 ray.shutdown()
+            if started:
+                shutil.rmtree(started, ignore_errors=True)
     df = write_trials_csv(out, specs, records)
     if analyze_results:
         analyze(out)

@@ -5,6 +5,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -149,9 +150,11 @@ def local_ray():
     """One local Ray for the harness tests (run_sweep reuses an initialised Ray and leaves it up)."""
     ray = pytest.importorskip("ray")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    experiments._start_ray(None, 2, {v: "1" for v in experiments.THREAD_VARS})
+    _, tmp = experiments._start_ray(None, 2, {v: "1" for v in experiments.THREAD_VARS})
     yield ray
     ray.shutdown()
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.mark.usefixtures("local_ray")
