@@ -33,23 +33,24 @@ __all__ = ["fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "sh
            "sequence", "versions", "versions_table", "NOTEBOOKS"]
 
 NOTEBOOKS = (
-    ("00_welcome", "What a latent style-based quantum GAN is; the environment check; this map.", 0.2),
+    ("00_welcome", "What a latent style-based quantum GAN is; the environment check; this map.", 0.1),
     ("01_sat4_data", "SAT-4 (or the stand-in): class grids, RGB / NIR / NDVI / false colour, class "
-                     "statistics, putting the real files in place.", 0.5),
+                     "statistics, putting the real files in place.", 0.3),
     ("02_vae_latent_space", "The VAE that makes the latent space: training, reconstructions, latent "
-                            "histograms, the beta lesson (collapse, saturation, reconstruction floor).", 1.5),
+                            "histograms, the beta lesson (collapse, saturation, reconstruction floor).", 0.6),
     ("03_style_quantum_generator", "The style circuit: anatomy as SVG, the noise-to-angle mapping, "
                                    "parameter counts 10 / 34 / 62, tfq vs qsim (exact and shots), "
-                                   "QASM export, backend speed.", 1.0),
+                                   "QASM export, backend speed.", 0.5),
     ("04_training_latent_style_qgan", "WGAN-GP in the latent space: live losses and FD, sample grids, "
-                                      "the reconstruction floor, FD's small-N bias, stability.", 1.5),
-    ("05_classical_vs_quantum", "A classical generator of similar capacity on the same axes.", 1.5),
+                                      "the reconstruction floor, FD's small-N bias, stability.", 1.0),
+    ("05_classical_vs_quantum", "A classical generator of similar capacity on the same axes.", 0.8),
     ("06_capacity_scaling", "The paper's capacity study at small scale: sweep, optimal critic, "
                             "exponential vs power-law fit, and what it does and does not show.", 1.5),
     ("07_explorer", "The Explorer dashboard: sliders for qubits, layers, critic width; live FD and "
-                    "samples.", 1.0),
+                    "samples.", 0.5),
 )
-"""(name, what it teaches, approximate minutes with ``QGAN_FAST=1`` on 2 cores)."""
+"""(name, what it teaches, minutes with ``QGAN_FAST=1`` on 2 cores, measured with the VAE already cached;
+about half a minute more for a notebook that has to train it first)."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,27 @@ def test_the_sequence_is_complete():
     assert [n.removesuffix(".ipynb") for n in NOTEBOOKS] == list(EXPECTED)
 
 
+def test_the_map_and_the_readme_list_every_notebook():
+    from qgan_widgets import notebook
+
+    assert [name for name, _, _ in notebook.NOTEBOOKS] == list(EXPECTED)
+    assert list(notebook.sequence().index) == list(EXPECTED)
+    readme = (NB_DIR / "README.md").read_text()
+    for name in EXPECTED:
+        assert f"`{name}`" in readme, f"notebooks/README.md does not describe {name}"
+
+
+def test_versions_table_names_the_stack():
+    from qgan_widgets import notebook
+
+    table = notebook.versions_table()
+    for row in ("Python", "TensorFlow", "tf_keras", "TensorFlow Quantum", "Cirq", "qsimcirq", "NumPy",
+                "qgan_widgets", "Platform"):
+        assert row in table.index
+    assert table.loc["Python", "version"].startswith("3.")
+    assert "not installed" not in table.loc["TensorFlow Quantum", "version"]
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_is_stripped_and_well_formed(name):
     nb = _read(name)
