@@ -703,6 +703,7 @@ class StateVectorBackend:
         """Estimated peak bytes of a forward + gradient step at this batch size."""
         return memory_bytes(self.plan.num_qubits, batch, self.plan.num_steps)
 
+    @tf.autograph.experimental.do_not_convert  # plain Python checks; nothing for AutoGraph to convert
     def __call__(self, theta):
         theta = tf.convert_to_tensor(theta)
         if theta.dtype != tf.float32:
