@@ -39,18 +39,28 @@ inverse step) while propagating ``lambda`` and reducing each step's matrix gradi
 Memory
 ------
 One state is ``8 * 2^n * B`` bytes (complex64): 4 MiB at 12 qubits and batch 128, 64 MiB at 16, 1
-GiB at 20. Memory therefore doubles with every qubit and grows linearly with the batch.
-:func:`memory_bytes` estimates the peak of a forward + backward step (about ``STATE_COPIES`` = 8
-states alive at once in the adjoint loop, plus the per-step matrices ``(S, 2, 2, 2, B)``); calling a
-backend on a batch whose estimate exceeds the available memory raises :class:`MemoryLimitError` with
-the figure instead of exhausting the machine.
+GiB at 20. Memory therefore doubles with every qubit and grows linearly with the batch; the number
+of layers only adds the small per-step matrices. :func:`memory_bytes` estimates the peak of a
+forward + gradient step as ``STATE_COPIES`` = 16 states (the peak process growth measured 12.8
+states at 16 qubits / batch 128 and 14.7 at 18 / 64: the saved final state, lambda, their
+un-rotated and updated copies, XLA's loop buffers and TensorFlow's own copies) plus the per-step
+matrices and a fixed allowance. Calling a backend on a batch whose estimate exceeds the available
+memory (psutil) raises :class:`MemoryLimitError` with the figure instead of exhausting the machine:
+on a 24 GiB machine batch 128 fits up to 20 qubits (16 GiB), batch 8 up to 24.
 
 Options
 -------
-``jit_compile``: ``"auto"`` (default) = ``True``: the step's two programs (forward, and the backward
-with the adjoint) are XLA-compiled; ``False`` runs the same graph without XLA (several times slower,
-for debugging). ``steps_per_iteration`` (default 1): steps per while-loop iteration; higher values
-unroll the loop body (longer compile, sometimes faster steady state) for long sweeps.
+``jit_compile``: ``"auto"`` (default) means ``True``: the two programs of a step (forward; backward
+with the adjoint) are XLA-compiled. Their loops compile once per (circuit, batch) in about a second
+whatever the number of layers, and are cached per process, so rebuilding a generator of a size seen
+before costs nothing. ``False`` runs the same graph without XLA: measured 3.5-8x slower (5x2: 6.7
+vs 1.8 ms, 8x4: 57 vs 12 ms, 10x4: 248 vs 30 ms at batch 128) with no faster first step (tracing
+dominates), so it is for debugging only. ``steps_per_iteration`` (default 1) unrolls that many
+steps per loop iteration; measured no gain (4: 1.8, 11.8, 136 ms at 5x2, 8x4, 12x4 against 1.8,
+10-12, 110-125 ms), kept for experiments. Unrolling the whole circuit into one XLA program (no
+loops) took 9-27 s to compile in a probe, for at most 2x at 8 qubits: not worth it for a short
+interactive run, and a long sweep gains little. The same defaults therefore serve both uses.
+Measured figures: ``benchmarks/statevector_probe.py`` and ``python -m qgan_widgets bench generator``.
 """
 from __future__ import annotations
 
@@ -76,7 +86,7 @@ __all__ = [
 ]
 
 
-STATE_COPIES = 8  # complex64 states alive at the peak of a forward + adjoint step (see memory_bytes)
+STATE_COPIES = 16  # states at the peak of a forward + adjoint step: measured 13-15 (16 and 18 qubits)
 _JIT_DEFAULT = True  # what "auto" means: measured in benchmarks/statevector_probe.py
 
 
@@ -92,7 +102,6 @@ class MemoryLimitError(StateVectorError):
 _I2 = np.eye(2)
 _P0 = np.diag([1.0, 0.0])
 _P1 = np.diag([0.0, 1.0])
-_KINDS = ("ry", "rz", "cry", "cz")
 
 
 def _unit(i: int, j: int) -> np.ndarray:
@@ -399,34 +408,32 @@ def _entries(x):
 
 
 def _chain(F):
-    """F[m-1] @ ... @ F[0] for F (m, ..., 4, B); a while loop, so XLA compiles one small body
-    (an unrolled chain of products compiled slowly into large fused expressions)."""
+    """(F[m-1] @ ... @ F[0], prefixes) for F (m, ..., 4, B), prefixes[j] = F[j-1] ... F[0]
+    (prefixes[0] the identity), kept for the gradient. A while loop, so XLA compiles one small
+    body (an unrolled chain compiled slowly into large fused expressions)."""
     m = F.shape[0]
+    eye = tf.ones_like(F[0, ..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None]
+    prefixes = tf.TensorArray(tf.complex64, size=m, element_shape=F.shape[1:])
 
-    def body(j, prod):
-        return j + 1, tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2)
+    def body(j, prod, prefixes):
+        prefixes = prefixes.write(j, prod)
+        return j + 1, tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2), prefixes
 
-    return tf.while_loop(lambda j, _: j < m, body, (tf.constant(1), F[0]))[1]
+    _, prod, prefixes = tf.while_loop(lambda j, *_: j < m, body, (tf.constant(0), eye, prefixes))
+    return prod, prefixes.stack()
 
 
-def _chain_grad(F, G):
+def _chain_grad(F, G, prefixes):
     """Gradients (m, ..., 4, B) of the factors of P = F[m-1] ... F[0] given G = dL/dP (TensorFlow's
-    complex convention): g_j = L_j^H G R_j^H, R_j = F[j-1] ... F[0], L_j = F[m-1] ... F[j+1]."""
+    complex convention): g_j = L_j^H G R_j^H with R_j = prefixes[j] (from :func:`_chain`) and
+    L_j = F[m-1] ... F[j+1], accumulated in one backward loop."""
     m = F.shape[0]
     eye = tf.ones_like(G[..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None]
-    # prefixes R_0 = I, R_j = F[j-1] R_{j-1}
-    before = tf.TensorArray(tf.complex64, size=m, element_shape=G.shape)
-
-    def forward(j, prod, before):
-        before = before.write(j, prod)
-        return j + 1, tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2), before
-
-    _, _, before = tf.while_loop(lambda j, *_: j < m, forward, (tf.constant(0), eye, before))
     grads = tf.TensorArray(tf.complex64, size=m, element_shape=G.shape)
 
     def backward(i, after, grads):
         j = m - 1 - i
-        g = _mul2(_mul2(_dagger(_entries(after)), _entries(G)), _dagger(_entries(before.read(j))))
+        g = _mul2(_mul2(_dagger(_entries(after)), _entries(G)), _dagger(_entries(prefixes[j])))
         after = tf.stack(_mul2(_entries(after), _entries(F[j])), axis=-2)
         return i + 1, after, grads.write(j, tf.stack(g, axis=-2))
 
@@ -447,13 +454,13 @@ def memory_bytes(num_qubits: int, batch: int, num_steps: int | None = None) -> i
 
     ``STATE_COPIES`` complex64 states of ``8 * 2^n * batch`` bytes each (the adjoint loop holds the
     state, lambda, their un-rotated and updated copies and XLA's loop buffers), plus the per-step
-    matrices (``num_steps`` x 2 x 2 x 2 x batch complex64, forward and gradient; default ``6 n``
-    steps). Doubles with every qubit, linear in the batch.
+    matrices (``num_steps`` x 2 x 2 x 2 x batch complex64 for K, its gradient and the prefixes of
+    each step's product; default ``6 n`` steps). Doubles with every qubit, linear in the batch.
     """
     n, b = int(num_qubits), int(batch)
     steps = 6 * n if num_steps is None else int(num_steps)
     state = 8 * (2**n) * b
-    matrices = 2 * steps * 16 * 8 * b
+    matrices = 12 * steps * 8 * 8 * b  # K, its gradient and the chain's prefixes (complex64)
     return STATE_COPIES * state + matrices + (64 << 20)  # + a fixed allowance for TensorFlow itself
 
 
@@ -518,11 +525,11 @@ def _core_forward(K, n: int, general: bool, steps_per_iteration: int):
         y = tf.transpose(tf.reshape(y, (2, 2 * R, -1)), (1, 0, 2))
         return tf.reshape(y, (N, -1))
 
-    psi = _loop(step, psi, K, S, steps_per_iteration, reverse=False)
+    psi = _loop(step, psi, K, S, steps_per_iteration)
     return _reduced_density(psi, n), psi
 
 
-def _loop(step, psi, K, S: int, unroll: int, reverse: bool):
+def _loop(step, psi, K, S: int, unroll: int):
     """Apply ``step`` for s in range(S) (forward only) with ``unroll`` steps per loop iteration."""
     unroll = max(1, min(unroll, S))
     full = S // unroll
@@ -725,10 +732,10 @@ class StateVectorBackend:
         @tf.custom_gradient
         def simulate(theta):
             # stop_gradient: the programs are differentiated by hand, so no tape may trace into them
-            values, rho, psi = forward(tf.stop_gradient(theta))
+            values, saved = forward(tf.stop_gradient(theta))
 
             def grad(dvalues):
-                return backward(tf.stop_gradient(theta), rho, psi, tf.stop_gradient(dvalues))
+                return backward(tf.stop_gradient(theta), saved, tf.stop_gradient(dvalues))
 
             return values, grad
 
@@ -750,28 +757,27 @@ class StateVectorBackend:
 
         def forward(theta):
             theta_t = tf.transpose(theta)
-            K = self._step_matrices(theta_t)
+            K, prefixes = self._step_matrices(theta_t)
             rho_pos, psi = _core_forward(K, n, general, unroll)
             rho = self._by_qubit(rho_pos)
-            return self._readout(rho, theta_t), rho, psi
+            return self._readout(rho, theta_t), (rho, psi, K, prefixes)
 
-        def backward(theta, rho, psi, dvalues):
+        def backward(theta, saved, dvalues):
+            rho, psi, K, prefixes = saved
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch(theta)
                 tape.watch(rho)
                 theta_t = tf.transpose(theta)
                 values = self._readout(rho, theta_t)
                 if general:  # small 3-qubit plans: autodiff through the 4x4 products
-                    K = self._step_matrices(theta_t)
+                    K, _ = self._step_matrices(theta_t)
             g_rho, g_tail = tape.gradient(values, [rho, theta], output_gradients=dvalues)
             g_pos = _select(g_rho, self.plan.final_order(), n)
+            dK = _core_backward(K, psi, g_pos, n, general)
             if general:
-                dK = _core_backward(K, psi, g_pos, n, general)
                 g_core = tape.gradient(K, theta, output_gradients=dK)
             else:
-                K = self._step_matrices(theta_t)
-                dK = _core_backward(K, psi, g_pos, n, general)
-                g_core = tf.transpose(self._step_matrices_grad(theta_t, dK))
+                g_core = tf.transpose(self._step_matrices_grad(theta_t, dK, prefixes))
             del tape
             return g_core if g_tail is None else g_core + g_tail
 
@@ -836,7 +842,9 @@ class StateVectorBackend:
 
     def _step_matrices(self, theta_t):
         """Per-step matrices for the core from theta_t (num_gates, B): (S, 2, 2, 2, B) block-diagonal
-        (block a, row i, column j), or (S, 2, 2, 2, 2, B) for general plans."""
+        (block a, row i, column j), or (S, 2, 2, 2, 2, B) for general plans; with the chain's
+        prefixes (m, S, 2, 4, B) that :meth:`_step_matrices_grad` needs (block-diagonal plans; an
+        empty tensor otherwise)."""
         t = _tables_for(self.plan)
         S = self.plan.num_steps
         if self.plan.general:
@@ -850,19 +858,21 @@ class StateVectorBackend:
             prod = M[:, 0]
             for j in range(1, m):
                 prod = tf.matmul(M[:, j], prod)
-            return tf.transpose(tf.reshape(prod, (S, -1, 2, 2, 2, 2)), (0, 2, 3, 4, 5, 1))
-        return tf.reshape(_chain(self._factors(theta_t)), (S, 2, 2, 2, -1))
+            K = tf.transpose(tf.reshape(prod, (S, -1, 2, 2, 2, 2)), (0, 2, 3, 4, 5, 1))
+            return K, tf.zeros((0,), tf.complex64)
+        K, prefixes = _chain(self._factors(theta_t))
+        return tf.reshape(K, (S, 2, 2, 2, -1)), prefixes
 
-    def _step_matrices_grad(self, theta_t, dK):
+    def _step_matrices_grad(self, theta_t, dK, prefixes):
         """Hand-written vector-Jacobian product of :meth:`_step_matrices` (block-diagonal plans):
         from dK (TensorFlow's complex convention) back to theta_t (num_gates, B).
 
         For K = F[m-1] ... F[0], the gradient of factor j is L_j^H dK R_j^H with L_j, R_j the
-        products after and before it (two short loops); then the chain rule through the block
+        products after and before it (one short loop; the prefixes come from the forward pass); then the chain rule through the block
         embedding to each operation's 2x2 matrix and through cos/sin to its angle."""
         t = _tables_for(self.plan)
         S = self.plan.num_steps
-        gf = _chain_grad(self._factors(theta_t), tf.reshape(dK, (S, 2, 4, -1)))  # (m, S, 2, 4, B)
+        gf = _chain_grad(self._factors(theta_t), tf.reshape(dK, (S, 2, 4, -1)), prefixes)  # (m, S, 2, 4, B)
         gf = tf.transpose(gf, (1, 0, 2, 3, 4))  # (S, m, 2, 4, B)
         coef = tf.constant(t.step_coef[..., None].astype(np.complex64))  # (S, m, 4, 2, 1)
         alpha, delta = coef[:, :, 0], coef[:, :, 3]  # (S, m, 2, 1)
