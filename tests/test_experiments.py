@@ -137,7 +137,7 @@ def fake_trial(spec, marks: str, fail_first: bool = False, always_fail_width: in
 def slow_trial(spec, marks: str):
     import time
 
-    time.sleep(0.5)
+    time.sleep(1.0)
     return fake_trial(spec, marks)
 
 
@@ -197,15 +197,31 @@ class TestRayHarness:
     def test_an_interrupted_sweep_keeps_its_results_and_resumes(self, tmp_path):
         import _thread
         import threading
+        import time
 
         cfg, out = SweepConfig(**TINY), tmp_path / "out"
         first, second = tmp_path / "m1", tmp_path / "m2"
         first.mkdir(), second.mkdir()
-        timer = threading.Timer(4.0, _thread.interrupt_main)  # Ctrl-C while trials run
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            run_sweep(cfg, out, trial_fn=functools.partial(slow_trial, marks=str(first)), analyze_results=False)
-        timer.cancel()
+        stop = threading.Event()
+
+        def ctrl_c_after_three_results():
+            # Ctrl-C while trials run: triggered by progress, not by a timer, so a fast machine
+            # cannot finish the sweep first and leave a stray interrupt for a later test.
+            results, deadline = out / "results.jsonl", time.monotonic() + 120
+            while not stop.is_set() and time.monotonic() < deadline:
+                if results.exists() and len(results.read_text().splitlines()) >= 3:
+                    _thread.interrupt_main()
+                    return
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=ctrl_c_after_three_results, daemon=True)
+        watcher.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_sweep(cfg, out, trial_fn=functools.partial(slow_trial, marks=str(first)), analyze_results=False)
+        finally:
+            stop.set()
+            watcher.join()
         done = pd.read_csv(out / "trials.csv")
         assert 0 < len(done) < 16 and set(done.status) == {"done"}
         df = run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(second)), analyze_results=False)
