@@ -114,17 +114,18 @@ def test_standin_is_named_where_data_is_used(name):
         assert "data_banner" in text or "is_standin" in text or "standin" in text
 
 
-def _kernel_manager():
-    """A kernel manager that starts ipykernel with this very interpreter."""
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+def _this_interpreter_kernel_manager():
+    """An AsyncKernelManager class whose kernel is ipykernel on this very interpreter."""
+    from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
-    class ThisInterpreter(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name):
+    class ThisInterpreter(AsyncKernelManager):
+        @property
+        def kernel_spec(self):
             return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                               display_name=f"Python ({sys.executable})", language="python")
 
-    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisInterpreter())
+    return ThisInterpreter
 
 
 @pytest.mark.notebook
@@ -139,7 +140,9 @@ def test_notebook_executes(name, monkeypatch):
     monkeypatch.setenv("PYTHONWARNINGS", "ignore::DeprecationWarning")
     nb = _read(name)
     before = sorted(p.name for p in NB_DIR.iterdir())
-    client = NotebookClient(nb, km=_kernel_manager(), timeout=NOTEBOOK_TIMEOUT_S, allow_errors=False,
+    # nbclient creates (and so shuts down) the kernel itself: one kernel per notebook, none left over
+    client = NotebookClient(nb, kernel_name="python3", kernel_manager_class=_this_interpreter_kernel_manager(),
+                            timeout=NOTEBOOK_TIMEOUT_S, allow_errors=False,
                             resources={"metadata": {"path": str(NB_DIR)}})
     t0 = time.perf_counter()
     try:
@@ -148,10 +151,13 @@ def test_notebook_executes(name, monkeypatch):
         pytest.fail(f"{name} failed:\n{str(err)[-4000:]}")
     elapsed = time.perf_counter() - t0
     print(f"{name}: executed in {elapsed:.1f} s with QGAN_FAST=1")
+    assert client.km is None or not client.km.has_kernel, "the kernel was not shut down"
     errors = [o for c in _code_cells(nb) for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     # the parameters cell really ran in fast mode
     fast_lines = [o.get("text", "") for o in _code_cells(nb)[1].outputs if o.get("output_type") == "stream"]
     assert any("QGAN_FAST=1" in t for t in fast_lines), "the kernel did not see QGAN_FAST=1"
     assert sorted(p.name for p in NB_DIR.iterdir()) == before, "the notebook left files in notebooks/"
+    shown = "".join(o.get("data", {}).get("text/plain", "") for o in nb.cells[-1].outputs)
+    assert sys.executable[:40] in shown, "the kernel did not run on this interpreter"  # pandas may cut long paths
     assert os.environ.get("QGAN_CACHE_DIR"), "tests must run with a temporary cache"
