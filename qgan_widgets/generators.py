@@ -319,6 +319,12 @@ def make_backend(name: str, style: StyleCircuit, observables: Sequence[cirq.Paul
             )
         return QSimBackend(style, observables, **options)
     if name == "statevector":
+        allowed = {"jit_compile", "steps_per_iteration", "check_memory"}
+        if set(options) - allowed:
+            raise GeneratorError(
+                f"the 'statevector' backend takes the options {sorted(allowed)}, got {sorted(set(options) - allowed)}"
+                + ("; shots are sampled by backend='qsim'" if "shots" in options else "")
+            )
         try:
             from qgan_widgets.statevector import StateVectorBackend
         except ImportError as exc:

@@ -269,7 +269,8 @@ def test_bad_noise_is_refused_clearly():
     ({"num_qubits": 2, "num_layers": 1, "backend": "pennylane"}, "backend must be one of tfq, qsim, statevector"),
     ({"num_qubits": 2, "num_layers": 1, "readout": "y"}, "readout must be one of z, xz"),
     ({"num_qubits": 2, "num_layers": 1, "entangler": "cx"}, "entangler must be one of"),
-    ({"num_qubits": 2, "num_layers": 1, "shots": 10}, "the 'tfq' backend takes no options"),
+    ({"num_qubits": 2, "num_layers": 1, "backend": "tfq", "shots": 10}, "the 'tfq' backend takes no options"),
+    ({"num_qubits": 2, "num_layers": 1, "shots": 10}, "the 'statevector' backend takes the options.*backend='qsim'"),
     ({"num_qubits": 2, "num_layers": 1, "backend": "qsim", "shots": 0}, "shots must be an integer >= 1"),
     ({"num_qubits": 2, "num_layers": 1, "backend": "qsim", "shot": 5}, "takes the options"),
     ({"num_qubits": 2, "num_layers": 1, "init_scale": -1}, "init_scale must be a finite number >= 0"),
@@ -282,8 +283,8 @@ def test_bad_generators_are_refused_clearly(kwargs, words):
 def test_memory_guard_names_the_figure(monkeypatch):
     monkeypatch.setattr(G, "available_memory", lambda: 2**20)  # 1 MiB free
     with pytest.raises(G.SimulationTooLargeError, match=r"18 qubits with a batch of 1 need about 0\.01 GiB.*0\.00 GiB is available"):
-        G.QuantumGenerator(18, 1)
-    gen = G.QuantumGenerator(12, 1, seed=0)  # 2^12 * 8 * 4 = 128 KiB per sample fits once ...
+        G.QuantumGenerator(18, 1, backend="tfq")
+    gen = G.QuantumGenerator(12, 1, backend="tfq", seed=0)  # 2^12 * 8 * 4 = 128 KiB per sample fits once ...
     with pytest.raises(G.SimulationTooLargeError, match="12 qubits with a batch of 64 need about"):
         gen(G.sample_noise(64, 12, 0))  # ... but not 64 times
     assert gen.memory_bytes(64) > 2**20 > gen.memory_bytes(1)
