@@ -16,7 +16,7 @@ reconstruction floor, and write::
 
 ``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (~3 min on 2 cores; the full one
 takes ~10 min). Interrupted runs resume from their checkpoints when the demo is run again with
-the same settings. Notebook ``04_training`` walks through the same steps.
+the same settings. Notebook ``04_training_latent_style_qgan`` walks through the same steps.
 """
 from __future__ import annotations
 
@@ -138,16 +138,14 @@ def _write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
 
 def _plot_samples(path: Path, real: np.ndarray, quantum: np.ndarray, classical: np.ndarray,
                   standin: bool, dataset_name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from qgan_widgets import views
 
     rows = [("real", real), ("quantum", quantum), ("classical", classical)]
     n = min(len(real), len(quantum), len(classical), 8)
-    fig, axes = plt.subplots(6, n, figsize=(1.15 * n + 1.3, 8.2), squeeze=False)
+    fig = Figure(figsize=(1.15 * n + 1.3, 8.2))  # no pyplot: never touches a notebook's figures
+    axes = fig.subplots(6, n, squeeze=False)
     for r, (view, kw) in enumerate((("rgb", {}), ("ndvi", {"cmap": "RdYlGn", "vmin": views.NDVI_RANGE[0],
                                                              "vmax": views.NDVI_RANGE[1]}))):
         for k, (label, images) in enumerate(rows):
@@ -166,20 +164,17 @@ def _plot_samples(path: Path, real: np.ndarray, quantum: np.ndarray, classical: 
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, path)
 
 
 def _plot_fd(path: Path, runs: dict, fd_untrained: float, floor: float, extractor: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
     sparse = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")  # minor ticks 2, 5
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax, ax2 = fig.subplots(1, 2)
     colors = {"quantum": "#6c3483", "classical": "#1f618d"}
     for name, (trainer, _) in runs.items():
         steps = [0] + [e["step"] for e in trainer.evals]
@@ -206,7 +201,6 @@ def _plot_fd(path: Path, runs: dict, fd_untrained: float, floor: float, extracto
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, path)
 
 

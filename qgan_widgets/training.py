@@ -1,6 +1,6 @@
 """The WGAN-GP training loop, its run directory, checkpoints and callbacks.
 
-Taught in notebook ``04_training``. One loop trains either generator kind (quantum or classical,
+Taught in notebook ``04_training_latent_style_qgan``. One loop trains either generator kind (quantum or classical,
 see the generator contract in ``docs/DESIGN.md``) against a :class:`~qgan_widgets.critic.Critic` in
 the VAE's latent space. Per step (one ``tf.function``, traced once):
 
@@ -306,36 +306,21 @@ def _scalar(v) -> float | None:
 
 
 def _save_grid(images: np.ndarray, path: Path, title: str) -> None:
-    """Save a sample grid PNG (views.plot_grid when available, else a plain RGB grid)."""
-    import matplotlib
+    """Save a sample grid PNG drawn by ``views.plot_grid``.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``matplotlib.figure.Figure``: no pyplot state and no backend switch, so saving
+    grids from a notebook or a worker thread never hides the notebook's own figures.
+    """
+    from matplotlib.figure import Figure
+
+    from qgan_widgets import views
 
     images = np.asarray(images)
-    fig = None
-    try:
-        from qgan_widgets import views  # noqa: WPS433 (optional module)
-
-        fig = views.plot_grid(images, title=title)
-    except ImportError:
-        fig = None
-    if fig is None:
-        n = len(images)
-        cols = min(8, n)
-        rows = int(math.ceil(n / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.2 * rows + 0.4), squeeze=False)
-        rgb = images[..., :3]
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(rgb, 0, 1)
-        for ax in axes.ravel():
-            ax.axis("off")
-        for ax, im in zip(axes.ravel(), rgb):
-            ax.imshow(im)
-        fig.suptitle(title)
+    cols = max(1, min(8, len(images)))
+    rows = max(1, math.ceil(len(images) / cols))
+    fig = views.plot_grid(images, title=title, fig=Figure(figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.7)))
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=80)
-    plt.close(fig)
     os.replace(tmp, path)
 
 

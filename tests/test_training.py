@@ -525,3 +525,22 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
     trainer.train()
     assert trainer.history == reference.history
     assert_same_weights(weights(trainer.generator), weights(reference.generator))
+
+
+def test_saving_sample_grids_leaves_a_notebooks_matplotlib_alone(tmp_path):
+    """Grids are saved without pyplot: a notebook's inline backend and open figures stay as they were."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    matplotlib.use("module://matplotlib_inline.backend_inline")
+    try:
+        open_figures = plt.get_fignums()
+        from qgan_widgets import training
+
+        training._save_grid(np.zeros((16, 28, 28, 4), np.uint8), tmp_path / "grid.png", "step 1")
+        assert (tmp_path / "grid.png").stat().st_size > 0
+        assert matplotlib.get_backend() == "module://matplotlib_inline.backend_inline"
+        assert plt.get_fignums() == open_figures
+    finally:
+        matplotlib.use(before)
