@@ -1,6 +1,6 @@
 """The WGAN critic: a small MLP on latent vectors.
 
-Taught in notebook ``04_training``. The critic scores latent vectors ``(B, latent_dim)`` with a real
+Taught in notebook ``04_training_latent_style_qgan``. The critic scores latent vectors ``(B, latent_dim)`` with a real
 number (higher = "more real"); the WGAN-GP trainer (:mod:`qgan_widgets.training`) keeps it roughly
 1-Lipschitz with a gradient penalty, which is why it has **no batch normalisation** (batch norm
 couples the samples of a batch, and the penalty is defined per sample). Its layers::

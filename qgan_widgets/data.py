@@ -11,7 +11,7 @@ Reading order of this file: constants and errors; :func:`cache_dir`; :func:`reso
 (which data to use); :func:`load_sat4` (the official ``.mat`` and the Kaggle CSVs, converted once
 to a memory-mapped ``.npy`` cache); :class:`Dataset` and :func:`load_dataset` (what notebooks and
 the pipeline call); :func:`to_float` and :func:`make_tf_dataset` (model input). Taught in notebook
-``01_data``; ``docs/DATA.md`` says where to get the real files.
+``01_sat4_data``; ``docs/DATA.md`` says where to get the real files.
 """
 from __future__ import annotations
 
@@ -752,7 +752,7 @@ def make_tf_dataset(x, batch_size: int, shuffle: bool = True, seed: int = 0, y=N
 
     uint8 images stay uint8 in the pipeline and are scaled per batch, so memory holds one copy of the
     data. ``shuffle`` reshuffles every epoch, deterministically in ``seed``. Used by the VAE and the
-    feature extractor; taught in notebook ``01_data``.
+    feature extractor; taught in notebook ``01_sat4_data``.
     """
     from qgan_widgets._tf import tf
 

@@ -274,7 +274,7 @@ def synthetic_sat4(n: int, seed: int = 0, split: str = "train") -> tuple[np.ndar
     """``n`` stand-in tiles ``(x uint8 (n, 28, 28, 4) R,G,B,NIR; y int64 (n,))``, balanced classes.
 
     Deterministic in ``(seed, split)``; train and test splits are independent draws. Taught in
-    notebook ``01_data`` (what a stand-in is and how it compares with real SAT-4).
+    notebook ``01_sat4_data`` (what a stand-in is and how it compares with real SAT-4).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")

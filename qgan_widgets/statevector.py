@@ -442,8 +442,9 @@ def _chain_grad(F, G, prefixes):
 
 
 # ------------------------------------------------------------------------------ memory and flops
+@tf.autograph.experimental.do_not_convert
 def available_memory_bytes() -> int:
-    """Memory the process may still use (psutil's ``available``)."""
+    """Memory the process may still use (psutil's ``available``); never converted by AutoGraph."""
     import psutil
 
     return int(psutil.virtual_memory().available)

@@ -10,7 +10,7 @@ images (0-255) or float images in [0, 1], one tile ``(28, 28, 4)`` or a batch ``
 "stand-in data" label; :func:`plot_class_examples` shows a few tiles per class of a
 :class:`~qgan_widgets.data.Dataset`; :func:`band_statistics` tabulates per-class band means,
 spreads and NDVI. matplotlib and pandas are imported only inside the functions that need them.
-Taught in notebook ``01_data``; used by the dashboard and the training sample grids.
+Taught in notebook ``01_sat4_data``; used by the dashboard and the training sample grids.
 """
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ def plot_class_examples(dataset, per_class: int = 6, view: str = "rgb", split: s
                         fig=None):
     """A row of ``per_class`` random tiles for each class of a Dataset; returns the Figure.
 
-    Stand-in data sets get the "stand-in data" banner. Taught in notebook ``01_data``.
+    Stand-in data sets get the "stand-in data" banner. Taught in notebook ``01_sat4_data``.
     """
     import matplotlib.pyplot as plt
 
