@@ -94,6 +94,24 @@ def _unreadable(title: str, answer, what: str, hint: str, expected, reveal: bool
     return _say(False, title, f"I could not read {answer!r} as {what}.", hint, expected, reveal)
 
 
+def _check_whole(title: str, answer, expected: int, hint: str, reveal: bool, right: str = "",
+                 mistakes: Sequence[tuple[int | None, str, str]] = ()) -> bool:
+    """The common shape of the whole-number checkers: no answer -> hint; unreadable -> say so; right;
+    a known mistake ``(wrong value, message, hint)`` -> its targeted hint (``None`` values are
+    skipped); anything else -> the general hint."""
+    if answer is None:
+        return _say(None, title, hint=hint, expected=expected, reveal=reveal)
+    got = _integer(answer)
+    if got is None:
+        return _unreadable(title, answer, "a whole number", hint, expected, reveal)
+    if got == expected:
+        return _say(True, title, right, expected=expected, reveal=reveal)
+    for wrong, message, mistake_hint in mistakes:
+        if wrong is not None and got == wrong:
+            return _say(False, title, message, mistake_hint, expected, reveal)
+    return _say(False, title, hint=hint, expected=expected, reveal=reveal)
+
+
 def _close(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
@@ -184,25 +202,14 @@ def check_parameter_count(num_qubits: int, num_layers: int, entangler: str, answ
     hint = ("count the parameterised gates: 4 rotations (RY RZ RY RZ) per qubit and layer, the "
             "entangling controlled-RYs of every layer, and one final RY per qubit; then remember that "
             "every gate has two trainable numbers, a weight w and a bias b.")
-    if answer is None:
-        return _say(None, title, hint=hint, expected=expected, reveal=reveal)
-    got = _integer(answer)
-    if got is None:
-        return _unreadable(title, answer, "a whole number", hint, expected, reveal)
-    if got == expected:
-        return _say(True, title, f"{gates} parameterised gates x (w, b) = {expected}.", expected=expected,
-                    reveal=reveal)
-    if got == gates:
-        return _say(False, title, f"{got} is the number of parameterised gates.",
-                    "each gate's angle is w * xi + b: two trainable numbers per gate.", expected, reveal)
-    if got == expected - 2 * n:
-        return _say(False, title, "Almost.", "did you forget the final RY layer after the last layer?",
-                    expected, reveal)
     cry = expected - 2 * (4 * n * int(num_layers) + n)
-    if cry and got == expected - cry:
-        return _say(False, title, "Almost.", "the controlled-RY entangling gates have angles too, so they "
-                    "have their own w and b.", expected, reveal)
-    return _say(False, title, hint=hint, expected=expected, reveal=reveal)
+    return _check_whole(title, answer, expected, hint, reveal, f"{gates} parameterised gates x (w, b) = {expected}.", [
+        (gates, f"{gates} is the number of parameterised gates.",
+         "each gate's angle is w * xi + b: two trainable numbers per gate."),
+        (expected - 2 * n, "Almost.", "did you forget the final RY layer after the last layer?"),
+        (expected - cry if cry else None, "Almost.",
+         "the controlled-RY entangling gates have angles too, so they have their own w and b."),
+    ])
 
 
 def check_noise_index(gate: int, noise_dim: int, answer, reveal: bool = False) -> bool:
@@ -211,17 +218,9 @@ def check_noise_index(gate: int, noise_dim: int, answer, reveal: bool = False) -
     expected = int(gate) % int(noise_dim)
     title = f"noise component of gate {gate} (noise_dim {noise_dim})"
     hint = "the noise vector is used cyclically along the gates: gate 0 gets xi_0, gate 1 xi_1, ..."
-    if answer is None:
-        return _say(None, title, hint=hint, expected=expected, reveal=reveal)
-    got = _integer(answer)
-    if got is None:
-        return _unreadable(title, answer, "a whole number", hint, expected, reveal)
-    if got == expected:
-        return _say(True, title, f"j = {gate} mod {noise_dim} = {expected}.", expected=expected, reveal=reveal)
-    if got == expected + 1:
-        return _say(False, title, "Off by one.", "indices start at 0 (xi_0 is the first component).",
-                    expected, reveal)
-    return _say(False, title, hint=hint, expected=expected, reveal=reveal)
+    return _check_whole(title, answer, expected, hint, reveal, f"j = {gate} mod {noise_dim} = {expected}.", [
+        (expected + 1, "Off by one.", "indices start at 0 (xi_0 is the first component)."),
+    ])
 
 
 def check_angle(w: float, b: float, xi: float, answer, reveal: bool = False) -> bool:
@@ -255,16 +254,9 @@ def check_latent_dim(num_qubits: int, readout: str, answer, reveal: bool = False
     expected = circuits.latent_dim_for(num_qubits, readout)
     title = f"latent size for {num_qubits} qubits, readout {readout!r}"
     hint = "one number per measured observable: readout 'z' measures <Z> on every qubit; 'xz' measures <X> and <Z>."
-    if answer is None:
-        return _say(None, title, hint=hint, expected=expected, reveal=reveal)
-    got = _integer(answer)
-    if got is None:
-        return _unreadable(title, answer, "a whole number", hint, expected, reveal)
-    if got == expected:
-        return _say(True, title, expected=expected, reveal=reveal)
-    if got == 2 ** int(num_qubits):
-        return _say(False, title, "2^n is the size of the state vector, not of the readout.", hint, expected, reveal)
-    return _say(False, title, hint=hint, expected=expected, reveal=reveal)
+    return _check_whole(title, answer, expected, hint, reveal, mistakes=[
+        (2 ** int(num_qubits), "2^n is the size of the state vector, not of the readout.", hint),
+    ])
 
 
 def check_statevector_memory(num_qubits: int, batch: int, answer, reveal: bool = False) -> bool:
@@ -306,17 +298,10 @@ def check_critic_parameters(latent_dim: int, width: int, depth: int, answer, rev
     title = f"parameters of Critic(latent_dim={latent_dim}, width={width}, depth={depth})"
     hint = ("a dense layer from a inputs to b outputs has a*b weights plus b biases; the critic is "
             f"{latent_dim} -> {' -> '.join([str(width)] * int(depth))} -> 1.")
-    if answer is None:
-        return _say(None, title, hint=hint, expected=expected, reveal=reveal)
-    got = _integer(answer)
-    if got is None:
-        return _unreadable(title, answer, "a whole number", hint, expected, reveal)
-    if got == expected:
-        return _say(True, title, expected=expected, reveal=reveal)
     biases = int(depth) * int(width) + 1
-    if got == expected - biases:
-        return _say(False, title, "Those are the weights only.", "add one bias per unit.", expected, reveal)
-    return _say(False, title, hint=hint, expected=expected, reveal=reveal)
+    return _check_whole(title, answer, expected, hint, reveal, mistakes=[
+        (expected - biases, "Those are the weights only.", "add one bias per unit."),
+    ])
 
 
 def check_gp_target(answer, reveal: bool = False) -> bool:
@@ -379,16 +364,9 @@ def check_classical_parameters(noise_dim: int, latent_dim: int, hidden: Sequence
     widths = [int(noise_dim), *hidden, int(latent_dim)]
     title = f"parameters of ClassicalGenerator({noise_dim} -> {' -> '.join(map(str, widths[1:]))})"
     hint = "every dense layer from a to b units has a*b weights and b biases; add them over the layers."
-    if answer is None:
-        return _say(None, title, hint=hint, expected=expected, reveal=reveal)
-    got = _integer(answer)
-    if got is None:
-        return _unreadable(title, answer, "a whole number", hint, expected, reveal)
-    if got == expected:
-        return _say(True, title, expected=expected, reveal=reveal)
-    if got == expected - sum(widths[1:]):
-        return _say(False, title, "Those are the weights only.", "add one bias per unit.", expected, reveal)
-    return _say(False, title, hint=hint, expected=expected, reveal=reveal)
+    return _check_whole(title, answer, expected, hint, reveal, mistakes=[
+        (expected - sum(widths[1:]), "Those are the weights only.", "add one bias per unit."),
+    ])
 
 
 # ---------------------------------------------------------------------------------------------
