@@ -116,34 +116,19 @@ def data_banner(dataset):
 
 
 def _curves(fig, history, evals, floor=None, title=None, samples=None, standin=False):
-    """Draw losses, Wasserstein estimate, FD (and a sample grid) into ``fig`` (cleared first)."""
+    """Draw losses, Wasserstein estimate, FD (``views.plot_losses`` / ``views.plot_fd``, as the
+    dashboard does) and a sample grid into ``fig`` (cleared first)."""
+    from qgan_widgets import views
+
     fig.clear()
     ncols = 3 if samples is not None else 2
     axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": [1, 1, 1][:ncols]})
-    ax_loss, ax_fd = axes[0], axes[1]
     if history:
-        steps = np.array([h["step"] for h in history])
-        for key, label in (("d_loss", "critic loss (incl. GP)"), ("g_loss", "generator loss"),
-                           ("w_estimate", "Wasserstein estimate")):
-            ax_loss.plot(steps, [h[key] for h in history], label=label, lw=1)
-        ax_loss.set_xlabel("step")
-        ax_loss.legend(fontsize=7, loc="best")
-    ax_loss.set_title("losses", fontsize=9)
+        views.plot_losses(axes[0], history)
     if evals:
-        steps = [e["step"] for e in evals]
-        if any("fd" in e for e in evals):
-            ax_fd.plot(steps, [e.get("fd", math.nan) for e in evals], "o-", ms=3, label="FD (classifier features)")
-        ax_fd.plot(steps, [e.get("fd_latent", math.nan) for e in evals], "s--", ms=3, label="FD latent")
-        if floor is not None:
-            ax_fd.axhline(float(floor), color="k", ls=":", lw=1, label="reconstruction floor")
-        ax_fd.set_yscale("log")
-        ax_fd.set_xlabel("step")
-        ax_fd.legend(fontsize=7, loc="best")
-    ax_fd.set_title("Frechet distance (lower is better)", fontsize=9)
+        views.plot_fd(axes[1], evals, floor)
     if samples is not None:
-        from qgan_widgets.views import plot_grid
-
-        plot_grid(samples, view="rgb", ncols=int(math.ceil(math.sqrt(len(samples)))), ax=axes[2],
+        views.plot_grid(samples, view="rgb", ncols=int(math.ceil(math.sqrt(len(samples)))), ax=axes[2],
                   title="samples (fixed noise)", standin=standin)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -18,7 +18,7 @@ import numpy as np
 
 from qgan_widgets.data import BANDS, CLASS_NAMES, class_counts, to_float
 
-__all__ = ["rgb", "nir", "ndvi", "false_color", "VIEWS", "plot_grid", "plot_class_examples",
+__all__ = ["plot_losses", "plot_fd", "rgb", "nir", "ndvi", "false_color", "VIEWS", "plot_grid", "plot_class_examples",
            "band_statistics", "class_counts"]
 
 STANDIN_LABEL = "stand-in data (sat4-synthetic), not real SAT-4"
@@ -250,3 +250,53 @@ def band_statistics(x, y, chunk: int = 8192):
         row["NDVI"] = nd[c] / npx[c]
         rows.append(row)
     return pd.DataFrame(rows).set_index("class")
+
+
+# ---------------------------------------------------------------------------------- training curves
+LOSS_KEYS = (("d_loss", "critic loss (incl. penalty)"), ("g_loss", "generator loss"),
+             ("w_estimate", "Wasserstein estimate"))
+
+
+def plot_losses(ax, history: list[dict]) -> None:
+    """Critic loss, generator loss and the critic's Wasserstein estimate per step, into ``ax``.
+
+    ``history``: the trainer's per-step records. Used by the dashboard and the notebooks' plots.
+    """
+    import math
+
+    steps = np.array([r["step"] for r in history])
+    for key, label in LOSS_KEYS:
+        ax.plot(steps, np.array([r.get(key, math.nan) for r in history], dtype=float), lw=1.2, label=label)
+    ax.axhline(0.0, color="#999", lw=0.6)
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_title("losses", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+
+
+def plot_fd(ax, evals: list[dict], floor: float | None = None) -> None:
+    """Frechet distances at each evaluation, into ``ax``: in classifier features of the decoded
+    images (``fd``) and in the latent space (``fd_latent``), with the reconstruction floor; a log
+    axis when the values span more than a factor 20."""
+    import math
+
+    floor = math.nan if floor is None else float(floor)
+    steps = np.array([e["step"] for e in evals])
+    drawn = []
+    for key, label, style in (("fd", "FD (classifier features)", "o-"), ("fd_latent", "FD (latent space)", "s--")):
+        values = np.array([e.get(key, math.nan) for e in evals], dtype=float)
+        if np.isfinite(values).any():
+            ax.plot(steps, values, style, ms=3, lw=1.2, label=label)
+            drawn.append(values[np.isfinite(values)])
+    if math.isfinite(floor):
+        ax.axhline(floor, color="#c0392b", ls=":", lw=1.2, label=f"reconstruction floor {floor:.3g}")
+        drawn.append(np.array([floor]))
+    positive = np.concatenate(drawn) if drawn else np.array([])
+    if positive.size and (positive > 0).all() and positive.max() / positive.min() > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=9)
+    ax.set_title("Frechet distance (lower is better)", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")

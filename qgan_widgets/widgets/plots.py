@@ -21,8 +21,6 @@ __all__ = ["new_figure", "to_png", "draw_losses", "draw_fd", "draw_placeholder",
 
 DPI = 80
 _MARGINS = dict(left=0.12, right=0.97, bottom=0.15, top=0.9)
-LOSS_KEYS = (("d_loss", "critic loss (incl. penalty)"), ("g_loss", "generator loss"),
-             ("w_estimate", "Wasserstein estimate"))
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -50,46 +48,17 @@ def draw_losses(fig: Figure, history: list[dict]) -> None:
         draw_placeholder(fig, "losses", "press Train: the losses appear here step by step")
         return
     fig.clear()
-    ax = fig.add_subplot()
-    steps = np.array([r["step"] for r in history])
-    for key, label in LOSS_KEYS:
-        values = np.array([r.get(key, math.nan) for r in history], dtype=float)
-        ax.plot(steps, values, lw=1.2, label=label)
-    ax.axhline(0.0, color="#999", lw=0.6)
-    ax.set_xlabel("step", fontsize=9)
-    ax.set_title("losses", fontsize=10)
-    ax.tick_params(labelsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    views.plot_losses(fig.add_subplot(), history)
     fig.subplots_adjust(**_MARGINS)
 
 
 def draw_fd(fig: Figure, evals: list[dict], floor: float = math.nan) -> None:
-    """Frechet distances at each evaluation: in classifier features of the decoded images (``fd``)
-    and in the latent space (``fd_latent``), with the reconstruction floor (lower is better)."""
+    """Frechet distances at each evaluation with the reconstruction floor (``views.plot_fd``)."""
     if not evals:
         draw_placeholder(fig, "Frechet distance", "press Train: FD is measured every few steps")
         return
     fig.clear()
-    ax = fig.add_subplot()
-    steps = np.array([e["step"] for e in evals])
-    drawn = []
-    for key, label, style in (("fd", "FD (classifier features)", "o-"), ("fd_latent", "FD (latent space)", "s--")):
-        values = np.array([e.get(key, math.nan) for e in evals], dtype=float)
-        if np.isfinite(values).any():
-            ax.plot(steps, values, style, ms=3, lw=1.2, label=label)
-            drawn.append(values[np.isfinite(values)])
-    if math.isfinite(floor):
-        ax.axhline(floor, color="#c0392b", ls=":", lw=1.2, label=f"reconstruction floor {floor:.3g}")
-        drawn.append(np.array([floor]))
-    positive = np.concatenate(drawn) if drawn else np.array([])
-    if positive.size and (positive > 0).all() and positive.max() / positive.min() > 20:
-        ax.set_yscale("log")
-    ax.set_xlabel("step", fontsize=9)
-    ax.set_title("Frechet distance (lower is better)", fontsize=10)
-    ax.tick_params(labelsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    views.plot_fd(fig.add_subplot(), evals, floor)
     fig.subplots_adjust(**_MARGINS)
 
 
