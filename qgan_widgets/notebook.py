@@ -138,7 +138,7 @@ def _curves(fig, history, evals, floor=None, title=None, samples=None, standin=F
 
 def _new_figure(width: float, height: float):
     """A matplotlib Figure outside pyplot: never shown twice, safe from any thread, and not affected
-    by whatever backend pyplot was switched to (training code may select Agg)."""
+    by whatever backend pyplot uses."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100)
