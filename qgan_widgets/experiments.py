@@ -615,7 +615,12 @@ def _run_on_ray(ray, todo, specs, records, params, out, trial_fn, max_retries, s
     except KeyboardInterrupt:
         for ref in running:
             ray.cancel(ref, force=True)
-        say(f"interrupted: {n_done + n_failed} trials recorded in {out}; run the same command again to resume")
+        # Ctrl-C may land between appending a result and rewriting trials.csv: results.jsonl is
+        # the record, so rebuild the table from it and count what a re-run will skip.
+        on_disk = load_results(out)
+        write_trials_csv(out, specs, on_disk)
+        n_kept = sum(on_disk.get(s["trial_id"], {}).get("status") == "done" for s in specs)
+        say(f"interrupted: {n_kept} of {len(specs)} trials done in {out}; run the same command again to resume")
         raise
 
 

@@ -228,6 +228,30 @@ class TestRayHarness:
         assert set(ran(second)) == {t["trial_id"] for t in cfg.trials()} - set(done.trial_id)
         assert len(df) == 16 and set(df.status) == {"done"}
 
+    def test_ctrl_c_between_the_result_and_the_table_loses_nothing(self, tmp_path, monkeypatch, capsys):
+        # The CI race: Ctrl-C after a result reached results.jsonl but before trials.csv was rewritten.
+        cfg, out = SweepConfig(**TINY), tmp_path / "out"
+        first, second = tmp_path / "m1", tmp_path / "m2"
+        first.mkdir(), second.mkdir()
+        real_write, calls = experiments.write_trials_csv, []
+
+        def write_then_ctrl_c(out_dir, specs, records):
+            calls.append(len(records))
+            if len(calls) == 4:  # the sweep's first table, then three results: interrupt the third
+                raise KeyboardInterrupt
+            return real_write(out_dir, specs, records)
+
+        monkeypatch.setattr(experiments, "write_trials_csv", write_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(first)), analyze_results=False)
+        monkeypatch.setattr(experiments, "write_trials_csv", real_write)
+        on_disk = experiments.load_results(out)
+        table = pd.read_csv(out / "trials.csv")
+        assert len(on_disk) >= 3 and set(table.trial_id) == set(on_disk)
+        assert f"interrupted: {len(on_disk)} of 16 trials done" in capsys.readouterr().out
+        run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(second)), analyze_results=False)
+        assert set(ran(second)) == {t["trial_id"] for t in cfg.trials()} - set(on_disk)
+
     def test_failed_trials_are_retried_recorded_and_rerun(self, tmp_path):
         cfg, out = SweepConfig(**{**TINY, "generators": {"quantum": {"qubits": [2]}}}), tmp_path / "out"
         marks = tmp_path / "m1"
