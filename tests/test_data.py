@@ -1,4 +1,7 @@
-"""SAT-4 loading (.mat v5 / v7.3, Kaggle CSV), bad inputs, the cache, source resolution, Dataset."""
+"""SAT-4 loading (.mat v5 / v7.3, Kaggle CSV), bad inputs, the cache, source resolution, Dataset.
+
+Covers ``data`` and the modules it is built on: ``sat4`` (conventions, file readers) and ``cache``.
+"""
 from __future__ import annotations
 
 import os
@@ -9,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from qgan_widgets import data
+from qgan_widgets import cache, data, sat4
 from qgan_widgets.data import DatasetError
 
 TRAIN_COUNTS = [19, 16, 14, 31]  # the sample's README
@@ -35,9 +38,9 @@ def _mat(path: Path, n: int = 6, **override) -> Path:
 
 def _write_csv(directory: Path, split: str, x: np.ndarray, y: np.ndarray, header: bool = False) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    xname, yname = data.CSV_NAMES[split]
+    xname, yname = sat4.CSV_NAMES[split]
     np.savetxt(directory / xname, x.reshape(len(x), -1), fmt="%d", delimiter=",",
-               header=",".join(f"pixel{i}" for i in range(data.PIXELS)) if header else "", comments="")
+               header=",".join(f"pixel{i}" for i in range(sat4.PIXELS)) if header else "", comments="")
     np.savetxt(directory / yname, np.eye(4, dtype=int)[y], fmt="%d", delimiter=",")
 
 
@@ -46,7 +49,7 @@ def _csv_dir(tmp_path: Path, n: int = 9, seed: int = 0) -> tuple[Path, np.ndarra
     x = rng.integers(0, 256, (n, 28, 28, 4), dtype=np.uint8)
     y = np.arange(n) % 4
     d = tmp_path / f"kaggle{seed}"
-    for split in data.SPLITS:
+    for split in sat4.SPLITS:
         _write_csv(d, split, x, y)
     return d, x, y
 
@@ -76,9 +79,9 @@ def test_loader_reads_the_real_sample_mat_exactly(sat4_sample_path, split, count
 
 
 def test_kaggle_csv_built_from_the_sample_reads_back_exactly(sat4_sample_path, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_CSV_CHUNK_ROWS", 7)  # several chunks per file
+    monkeypatch.setattr(sat4, "_CSV_CHUNK_ROWS", 7)  # several chunks per file
     d = tmp_path / "kaggle"
-    for split in data.SPLITS:
+    for split in sat4.SPLITS:
         _write_csv(d, split, *_raw(sat4_sample_path, split))
     for split, counts in (("train", TRAIN_COUNTS), ("test", TEST_COUNTS)):
         x, y = data.load_sat4(d, split)
@@ -95,7 +98,7 @@ def test_kaggle_csv_built_from_the_sample_reads_back_exactly(sat4_sample_path, t
 
 
 def test_csv_reads_exactly_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_CSV_CHUNK_ROWS", 4)
+    monkeypatch.setattr(sat4, "_CSV_CHUNK_ROWS", 4)
     d, x, y = _csv_dir(tmp_path, n=11)
     gx, gy = data.load_sat4(d, "test")
     np.testing.assert_array_equal(gx, x)
@@ -115,7 +118,7 @@ def test_mat_v73_hdf5_reads_exactly(tmp_path):
     y = np.eye(4)[:, rng.integers(0, 4, 10)]
     path = tmp_path / "resaved-v73.mat"
     with h5py.File(path, "w", userblock_size=512) as f:
-        for split in data.SPLITS:  # MATLAB v7.3 stores arrays transposed (column-major)
+        for split in sat4.SPLITS:  # MATLAB v7.3 stores arrays transposed (column-major)
             f.create_dataset(f"{split}_x", data=x.T)
             f.create_dataset(f"{split}_y", data=y.T)
     with open(path, "r+b") as f:
@@ -239,7 +242,7 @@ def test_cache_hit_skips_conversion_and_changes_invalidate(tmp_path, fresh_cache
     def boom(*args):
         raise AssertionError("converted again despite a valid cache")
 
-    monkeypatch.setattr(data, "_convert_mat", boom)
+    monkeypatch.setattr(sat4, "convert_mat", boom)
     x2, y2 = data.load_sat4(path, "train")
     assert isinstance(x2, np.memmap)
     np.testing.assert_array_equal(x1, x2)
@@ -253,7 +256,7 @@ def test_cache_hit_skips_conversion_and_changes_invalidate(tmp_path, fresh_cache
 
 
 def test_failed_or_interrupted_conversion_leaves_no_cache(tmp_path, fresh_cache, monkeypatch):
-    monkeypatch.setattr(data, "_CSV_CHUNK_ROWS", 3)
+    monkeypatch.setattr(sat4, "_CSV_CHUNK_ROWS", 3)
     d, _, _ = _csv_dir(tmp_path, n=12)
     _edit_line(d / "X_train_sat4.csv", 11, lambda s: s.rsplit(",", 1)[0] + ",300")  # in the last chunk
     with pytest.raises(DatasetError, match="line 11"):
@@ -263,7 +266,7 @@ def test_failed_or_interrupted_conversion_leaves_no_cache(tmp_path, fresh_cache,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "_copy_images", interrupted)
+    monkeypatch.setattr(sat4, "_copy_images", interrupted)
     with pytest.raises(KeyboardInterrupt):
         data.load_sat4(_mat(tmp_path / "ok.mat"), "train")
     assert _cache_entries() == []
@@ -275,16 +278,16 @@ def test_failed_or_interrupted_conversion_leaves_no_cache(tmp_path, fresh_cache,
 
 def test_cache_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("QGAN_CACHE_DIR", str(tmp_path / "c"))
-    assert data.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+    assert cache.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
     monkeypatch.delenv("QGAN_CACHE_DIR")
-    root = data.checkout_root()
+    root = cache.checkout_root()
     assert root is not None and (root / "pyproject.toml").is_file()
     checkout = tmp_path / "checkout"  # a stand-in checkout: the test must not write into the real one
-    monkeypatch.setattr(data, "checkout_root", lambda: checkout)
-    assert data.cache_dir() == checkout / "data" / "cache"
-    monkeypatch.setattr(data, "checkout_root", lambda: None)
+    monkeypatch.setattr(cache, "checkout_root", lambda: checkout)
+    assert cache.cache_dir() == checkout / "data" / "cache"
+    monkeypatch.setattr(cache, "checkout_root", lambda: None)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert data.cache_dir() == tmp_path / "home" / ".cache" / "qgan_widgets"
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "qgan_widgets"
 
 
 # ----------------------------------------------------------------------------- which data
@@ -408,3 +411,10 @@ def test_make_tf_dataset_scales_batches_and_shuffles_deterministically():
     np.testing.assert_array_equal(np.concatenate(again), xs)
     plain = np.concatenate([b.numpy() for b in data.make_tf_dataset(x, batch_size=3, shuffle=False)])
     np.testing.assert_allclose(plain, x / 255.0, atol=1e-7)
+
+
+def test_data_re_exports_what_notebooks_and_modules_use():
+    # The conventions live in sat4, the cache in cache; students and other modules keep using data.X.
+    for name in ("CLASS_NAMES", "BANDS", "IMAGE_SHAPE", "PIXELS", "SPLITS", "CSV_NAMES", "MAT_NAME", "DatasetError"):
+        assert getattr(data, name) is getattr(sat4, name), name
+    assert data.cache_dir is cache.cache_dir and data.checkout_root is cache.checkout_root
