@@ -23,10 +23,12 @@ the leading qubit, CZ) and controlled gates keep a step's matrix block-diagonal 
 two 2x2 blocks, 14 real flops per amplitude. (Circuits that need a full 4x4, like the 3-qubit
 ``cry-pairs`` pattern, use a general step with 30.)
 
-*Step matrices (TensorFlow, vectorised).* From theta (B, num_gates) all gate matrices are built at
-once, embedded into 4x4 and multiplied per step (a few batched (B, S, 4, 4) matmuls). The gradient
-with respect to the angles, including the chain rule through each fused RY RZ RY RZ block back to its
-four angles, is TensorFlow's autodiff of this small part.
+*Step matrices (TensorFlow, vectorised).* From theta (B, num_gates) the half angles' cosines and
+sines are taken once per gate, every operation's 2x2 matrix is built from them, embedded in its
+step's block (a *factor*) and the few factors of each step multiplied (unrolled, all steps at once).
+The gradient back to the angles, through each fused RY RZ RY RZ block to its four angles, is written
+by hand (:meth:`StateVectorBackend._step_matrices_grad`); general 4x4 plans use TensorFlow's
+autodiff of this small part.
 
 *Core (XLA).* A ``tf.while_loop`` over the steps applies each step's per-sample 2x2 blocks to the
 state, shaped (2^n, B) complex64 with the batch innermost, so the same compiled loop body serves
@@ -408,37 +410,29 @@ def _entries(x):
 
 
 def _chain(F):
-    """(F[m-1] @ ... @ F[0], prefixes) for F (m, ..., 4, B), prefixes[j] = F[j-1] ... F[0]
-    (prefixes[0] the identity), kept for the gradient. A while loop, so XLA compiles one small
-    body (an unrolled chain compiled slowly into large fused expressions)."""
-    m = F.shape[0]
+    """(F[m-1] @ ... @ F[0], prefixes) for F (m, ..., 4, B): the product and the list of
+    prefixes[j] = F[j-1] ... F[0] (prefixes[0] the identity) that :func:`_chain_grad` needs.
+    Unrolled in Python: m is a handful of factors, and a loop carrying a TensorArray cost more
+    than the products themselves."""
     eye = tf.ones_like(F[0, ..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None]
-    prefixes = tf.TensorArray(tf.complex64, size=m, element_shape=F.shape[1:])
-
-    def body(j, prod, prefixes):
-        prefixes = prefixes.write(j, prod)
-        return j + 1, tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2), prefixes
-
-    _, prod, prefixes = tf.while_loop(lambda j, *_: j < m, body, (tf.constant(0), eye, prefixes))
-    return prod, prefixes.stack()
+    prefixes, prod = [eye], F[0]
+    for j in range(1, F.shape[0]):
+        prefixes.append(prod)
+        prod = tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2)
+    return prod, prefixes
 
 
 def _chain_grad(F, G, prefixes):
     """Gradients (m, ..., 4, B) of the factors of P = F[m-1] ... F[0] given G = dL/dP (TensorFlow's
     complex convention): g_j = L_j^H G R_j^H with R_j = prefixes[j] (from :func:`_chain`) and
-    L_j = F[m-1] ... F[j+1], accumulated in one backward loop."""
+    L_j = F[m-1] ... F[j+1], accumulated from the last factor back (unrolled like the chain)."""
     m = F.shape[0]
-    eye = tf.ones_like(G[..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None]
-    grads = tf.TensorArray(tf.complex64, size=m, element_shape=G.shape)
-
-    def backward(i, after, grads):
-        j = m - 1 - i
-        g = _mul2(_mul2(_dagger(_entries(after)), _entries(G)), _dagger(_entries(prefixes[j])))
-        after = tf.stack(_mul2(_entries(after), _entries(F[j])), axis=-2)
-        return i + 1, after, grads.write(j, tf.stack(g, axis=-2))
-
-    _, _, grads = tf.while_loop(lambda i, *_: i < m, backward, (tf.constant(0), eye, grads))
-    return grads.stack()
+    after = _entries(tf.ones_like(G[..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None])
+    grads = [None] * m
+    for j in reversed(range(m)):
+        grads[j] = tf.stack(_mul2(_mul2(_dagger(after), _entries(G)), _dagger(_entries(prefixes[j]))), axis=-2)
+        after = _mul2(after, _entries(F[j]))
+    return tf.stack(grads)
 
 
 # ------------------------------------------------------------------------------ memory and flops
@@ -758,27 +752,27 @@ class StateVectorBackend:
 
         def forward(theta):
             theta_t = tf.transpose(theta)
-            K, prefixes = self._step_matrices(theta_t)
+            K = self._step_matrices(theta_t)
             rho_pos, psi = _core_forward(K, n, general, unroll)
             rho = self._by_qubit(rho_pos)
-            return self._readout(rho, theta_t), (rho, psi, K, prefixes)
+            return self._readout(rho, theta_t), (rho, psi, K)
 
         def backward(theta, saved, dvalues):
-            rho, psi, K, prefixes = saved
+            rho, psi, K = saved
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch(theta)
                 tape.watch(rho)
                 theta_t = tf.transpose(theta)
                 values = self._readout(rho, theta_t)
                 if general:  # small 3-qubit plans: autodiff through the 4x4 products
-                    K, _ = self._step_matrices(theta_t)
+                    K = self._step_matrices(theta_t)
             g_rho, g_tail = tape.gradient(values, [rho, theta], output_gradients=dvalues)
             g_pos = _select(g_rho, self.plan.final_order(), n)
             dK = _core_backward(K, psi, g_pos, n, general)
             if general:
                 g_core = tape.gradient(K, theta, output_gradients=dK)
             else:
-                g_core = tf.transpose(self._step_matrices_grad(theta_t, dK, prefixes))
+                g_core = tf.transpose(self._step_matrices_grad(theta_t, dK))
             del tape
             return g_core if g_tail is None else g_core + g_tail
 
@@ -795,11 +789,19 @@ class StateVectorBackend:
         zero = tf.zeros((self.plan.num_qubits, 3, batch))
         return tf.concat([one, zero], axis=1)
 
-    def _half_angles(self, theta_t, rows: np.ndarray):
-        """Half angles (rows, B) of operation rows ``rows`` (row 0 the identity, 1 + i operation i)
-        from ``theta_t`` (num_gates, B), picked by a one-hot matmul (its gradient is a matmul too;
-        XLA's scatter on CPU is slow)."""
-        return tf.matmul(tf.constant(self._pick(rows)), theta_t) * 0.5
+    def _cos_sin(self, theta_t, rows: np.ndarray):
+        """cos and sin of the half angles, each (rows.size, B), of operation rows ``rows`` (row 0 the
+        identity, 1 + i operation i) from ``theta_t`` (num_gates, B).
+
+        cos/sin are taken once per gate and then picked per row by a one-hot matmul (its gradient is
+        a matmul too; XLA's scatter on CPU is slow). Picking first and taking cos/sin per row let
+        XLA fuse the transcendentals into every consumer: at 5 qubits the step matrices cost 8x
+        more sines and cosines than angles. A row without an angle (identity, CZ) has cos 1, sin 0.
+        """
+        pick = self._pick(rows)
+        half = theta_t * 0.5
+        c = tf.matmul(tf.constant(pick), tf.cos(half)) + tf.constant(1.0 - pick.sum(axis=1, keepdims=True))
+        return c, tf.matmul(tf.constant(pick), tf.sin(half))
 
     def _pick(self, rows: np.ndarray) -> np.ndarray:
         t = _tables_for(self.plan)
@@ -813,8 +815,7 @@ class StateVectorBackend:
         row 0 the identity, row 1 + i operation i), each of shape rows.shape + (B,) complex64."""
         t = _tables_for(self.plan)
         flat = np.asarray(rows).reshape(-1)
-        half = self._half_angles(theta_t, rows)
-        c, s = tf.cos(half), tf.sin(half)
+        c, s = self._cos_sin(theta_t, rows)
         kinds = t.op_kind[flat]
         is_ry, is_rz, is_const = (tf.constant(kinds[:, i, None]) for i in range(3))
         zero = tf.zeros_like(c)
@@ -843,9 +844,7 @@ class StateVectorBackend:
 
     def _step_matrices(self, theta_t):
         """Per-step matrices for the core from theta_t (num_gates, B): (S, 2, 2, 2, B) block-diagonal
-        (block a, row i, column j), or (S, 2, 2, 2, 2, B) for general plans; with the chain's
-        prefixes (m, S, 2, 4, B) that :meth:`_step_matrices_grad` needs (block-diagonal plans; an
-        empty tensor otherwise)."""
+        (block a, row i, column j), or (S, 2, 2, 2, 2, B) for general plans."""
         t = _tables_for(self.plan)
         S = self.plan.num_steps
         if self.plan.general:
@@ -860,20 +859,21 @@ class StateVectorBackend:
             for j in range(1, m):
                 prod = tf.matmul(M[:, j], prod)
             K = tf.transpose(tf.reshape(prod, (S, -1, 2, 2, 2, 2)), (0, 2, 3, 4, 5, 1))
-            return K, tf.zeros((0,), tf.complex64)
-        K, prefixes = _chain(self._factors(theta_t))
-        return tf.reshape(K, (S, 2, 2, 2, -1)), prefixes
+            return K
+        K, _ = _chain(self._factors(theta_t))
+        return tf.reshape(K, (S, 2, 2, 2, -1))
 
-    def _step_matrices_grad(self, theta_t, dK, prefixes):
+    def _step_matrices_grad(self, theta_t, dK):
         """Hand-written vector-Jacobian product of :meth:`_step_matrices` (block-diagonal plans):
         from dK (TensorFlow's complex convention) back to theta_t (num_gates, B).
 
         For K = F[m-1] ... F[0], the gradient of factor j is L_j^H dK R_j^H with L_j, R_j the
-        products after and before it (one short loop; the prefixes come from the forward pass); then the chain rule through the block
-        embedding to each operation's 2x2 matrix and through cos/sin to its angle."""
+        products after and before it (the factors and prefixes are recomputed here: cheaper than
+        saving them from the forward pass); then the chain rule through the block embedding to each operation's 2x2 matrix and through cos/sin to its angle."""
         t = _tables_for(self.plan)
         S = self.plan.num_steps
-        gf = _chain_grad(self._factors(theta_t), tf.reshape(dK, (S, 2, 4, -1)), prefixes)  # (m, S, 2, 4, B)
+        F = self._factors(theta_t)
+        gf = _chain_grad(F, tf.reshape(dK, (S, 2, 4, -1)), _chain(F)[1])  # (m, S, 2, 4, B)
         gf = tf.transpose(gf, (1, 0, 2, 3, 4))  # (S, m, 2, 4, B)
         coef = tf.constant(t.step_coef[..., None].astype(np.complex64))  # (S, m, 4, 2, 1)
         alpha, delta = coef[:, :, 0], coef[:, :, 3]  # (S, m, 2, 1)
@@ -887,8 +887,7 @@ class StateVectorBackend:
         rows = t.step_slot
         kinds = t.op_kind[rows.reshape(-1)].reshape(rows.shape + (3,))
         is_ry, is_rz = tf.constant(kinds[..., 0, None]), tf.constant(kinds[..., 1, None])
-        half = tf.reshape(self._half_angles(theta_t, rows), rows.shape + (-1,))
-        c, s = tf.cos(half), tf.sin(half)
+        c, s = (tf.reshape(x, rows.shape + (-1,)) for x in self._cos_sin(theta_t, rows))
         re, im = tf.math.real, tf.math.imag
         dh = (
             -(is_ry + is_rz) * s * (re(gu00) + re(gu11))
