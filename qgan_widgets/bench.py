@@ -15,6 +15,12 @@ For every (backend, size) it reports:
     where :func:`qgan_widgets.statevector.flops_per_step` exists, the statevector backend's
     floating-point work per step divided by its step time.
 
+A backend whose generator can be compiled whole by XLA (``"statevector"``) is timed twice: as a
+``tf.function`` step (``step="graph"``, what the dashboard's short interactive runs do) and as one
+XLA-compiled step (``step="xla"``, shown as ``statevector+xla``: what long runs such as the demo and
+sweep trials do, see ``TrainConfig.jit_compile``). The XLA step fuses the few small TensorFlow ops
+around the simulation into the same program; its first step pays the extra compilation.
+
 The table shows every backend's speed-up against ``"tfq"`` at the same size. Used by notebook
 ``03_style_quantum_generator`` (:func:`run_generator_bench`, :func:`format_table`) and
 ``benchmarks/README.md``.
@@ -36,6 +42,7 @@ import numpy as np
 
 DEFAULT_SIZES = ((3, 1), (5, 2), (8, 4), (10, 4), (12, 4))
 DEFAULT_BACKENDS = ("tfq", "statevector", "qsim")
+XLA_BACKENDS = ("statevector",)  # also timed as one XLA-compiled step (column "statevector+xla")
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -74,22 +81,32 @@ def time_generator(
     entangler: str = "cry-ring",
     readout: str = "z",
     seed: int = 0,
+    xla_step: bool = False,
 ) -> dict:
     """Time one (backend, size): first step, then ``warmup`` untimed steps, then up to ``steps``
-    timed ones (at least 3, fewer than ``steps`` once ``budget_s`` seconds are spent). Returns a row."""
+    timed ones (at least 3, fewer than ``steps`` once ``budget_s`` seconds are spent). Returns a row.
+    ``xla_step``: compile the whole step with XLA (a ValueError if the generator cannot be)."""
     from qgan_widgets._tf import tf
     from qgan_widgets.generators import QuantumGenerator, sample_noise
 
     row = {"backend": backend, "num_qubits": num_qubits, "num_layers": num_layers, "batch": batch,
-           "entangler": entangler, "readout": readout}
+           "entangler": entangler, "readout": readout, "step": "xla" if xla_step else "graph"}
+    try:  # a first step as for a size never seen before: no compiled programs from earlier rows
+        from qgan_widgets.statevector import clear_caches
+    except ImportError:
+        pass
+    else:
+        clear_caches()
     start = time.perf_counter()
     gen = QuantumGenerator(num_qubits, num_layers, entangler, readout, backend=backend, seed=seed)
+    if xla_step and not (gen.differentiable and gen.xla_compatible):
+        raise ValueError(f"the {backend!r} backend cannot be compiled by XLA")
     noise = tf.constant(sample_noise(batch, gen.noise_dim, seed))
     target = tf.constant(np.random.default_rng(seed).uniform(-1, 1, (batch, gen.latent_dim)).astype(np.float32))
     if gen.differentiable:
         mode = "forward+gradient"
 
-        @tf.function
+        @tf.function(jit_compile=True if xla_step else None)
         def step(noise):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.square(gen(noise) - target))
@@ -147,20 +164,23 @@ def run_generator_bench(
             raise ValueError(f"backend must be among {', '.join(BACKENDS)}; got {name!r}")
     # Warm up each backend once on a tiny circuit (imports, TensorFlow's first trace), so that
     # first_step_s is what a running session pays for a new size, as in the dashboard.
-    for name in backends:
+    runs = [(name, False) for name in backends] + [(name, True) for name in backends if name in XLA_BACKENDS]
+    for name, xla in runs:
         try:
-            time_generator(name, 2, 1, batch=2, steps=1, warmup=0, budget_s=0.0, seed=seed)
+            time_generator(name, 2, 1, batch=2, steps=1, warmup=0, budget_s=0.0, seed=seed, xla_step=xla)
         except (ValueError, MemoryError, ImportError):
             pass  # reported below, size by size
     rows = []
     for n, layers in sizes:
-        for name in backends:
+        for name, xla in runs:
             try:
-                row = time_generator(name, n, layers, batch, steps, warmup, budget_s, entangler, readout, seed)
+                row = time_generator(name, n, layers, batch, steps, warmup, budget_s, entangler, readout, seed,
+                                     xla_step=xla)
             except (ValueError, MemoryError, ImportError) as exc:
                 row = {"backend": name, "num_qubits": n, "num_layers": layers, "batch": batch,
-                       "entangler": entangler, "readout": readout, "first_step_s": None, "ms_per_step": None,
-                       "samples_per_s": None, "gflops": None, "mode": None, "steps": 0, "error": str(exc)}
+                       "entangler": entangler, "readout": readout, "step": "xla" if xla else "graph",
+                       "first_step_s": None, "ms_per_step": None, "samples_per_s": None, "gflops": None,
+                       "mode": None, "steps": 0, "error": str(exc)}
             rows.append(row)
             if progress:
                 progress(_progress_line(row))
@@ -172,11 +192,16 @@ def run_generator_bench(
     return rows
 
 
+def label(row: dict) -> str:
+    """The row's column name: the backend, ``+xla`` when its whole step was XLA-compiled."""
+    return row["backend"] + ("+xla" if row.get("step") == "xla" else "")
+
+
 def _progress_line(row: dict) -> str:
     size = f"{row['num_qubits']}x{row['num_layers']}"
     if row.get("error"):
-        return f"  {size:>6} {row['backend']:<12} skipped: {row['error']}"
-    return (f"  {size:>6} {row['backend']:<12} first step {row['first_step_s']:.2f} s, "
+        return f"  {size:>6} {label(row):<16} skipped: {row['error']}"
+    return (f"  {size:>6} {label(row):<16} first step {row['first_step_s']:.2f} s, "
             f"{row['ms_per_step']:.2f} ms/step ({row['mode']}, {row['steps']} steps)")
 
 
@@ -187,9 +212,9 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def format_table(rows: Sequence[dict]) -> str:
     """Aligned tables: every backend side by side per size (ms/step, first step, speed-up vs tfq),
     then one line per (size, backend) with all figures, then the reasons for skipped rows."""
-    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    backends = list(dict.fromkeys(label(r) for r in rows))
     sizes = list(dict.fromkeys((r["num_qubits"], r["num_layers"]) for r in rows))
-    by = {(r["backend"], r["num_qubits"], r["num_layers"]): r for r in rows}
+    by = {(label(r), r["num_qubits"], r["num_layers"]): r for r in rows}
 
     def cell(r) -> str:
         if r is None:
@@ -211,12 +236,12 @@ def format_table(rows: Sequence[dict]) -> str:
     detail = [["size", "backend", "mode", "first_step_s", "ms_per_step", "samples_per_s", "vs tfq", "GFLOP/s"]]
     for r in rows:
         detail.append([
-            f"{r['num_qubits']}x{r['num_layers']}", r["backend"], "skipped" if r.get("error") else r["mode"],
+            f"{r['num_qubits']}x{r['num_layers']}", label(r), "skipped" if r.get("error") else r["mode"],
             _fmt(r["first_step_s"], ".2f"), _fmt(r["ms_per_step"], ".2f"), _fmt(r["samples_per_s"], ",.0f"),
             _fmt(r.get("speedup_vs_tfq"), ".1f"), _fmt(r.get("gflops"), ".2f"),
         ])
     out += ["", _align(detail, left=3)]
-    skipped = {(r["backend"], r["error"]) for r in rows if r.get("error")}
+    skipped = {(label(r), r["error"]) for r in rows if r.get("error")}
     out += [f"skipped {b}: {e}" for b, e in sorted(skipped)]
     return "\n".join(out)
 

@@ -421,6 +421,13 @@ class QuantumGenerator(keras.Model):
         return bool(self._backend.differentiable)
 
     @property
+    def xla_compatible(self) -> bool:
+        """Whether a training step calling this generator can be compiled whole by XLA
+        (``jit_compile=True``): the ``"statevector"`` backend is plain TensorFlow; TFQ's and
+        qsimcirq's ops have no XLA kernels."""
+        return self._settings["backend"] == "statevector"
+
+    @property
     def num_qubits(self) -> int:
         return self._style.num_qubits
 
@@ -641,6 +648,11 @@ class ClassicalGenerator(keras.Model):
     @property
     def hidden(self) -> tuple[int, ...]:
         return tuple(self._settings["hidden"])
+
+    @property
+    def xla_compatible(self) -> bool:
+        """Dense layers only: a training step calling this generator can be compiled by XLA."""
+        return True
 
     def count_parameters(self) -> int:
         return classical_count_parameters(self.noise_dim, self.latent_dim, self.hidden)

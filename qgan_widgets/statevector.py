@@ -85,6 +85,7 @@ __all__ = [
     "compile_plan",
     "Plan",
     "STATE_COPIES",
+    "clear_caches",
 ]
 
 
@@ -918,6 +919,14 @@ class StateVectorBackend:
 
 
 _TABLES: dict = {}
+
+
+def clear_caches() -> None:
+    """Forget every compiled plan and program of this process (the benchmark does this so that a
+    first step is timed as for a circuit never seen before)."""
+    _PLANS.clear()
+    _PROGRAMS.clear()
+    _TABLES.clear()
 
 
 def _tables_for(plan: Plan) -> _Tables:

@@ -370,19 +370,33 @@ def test_bench_generator_runs_and_writes_rows(tmp_path, capsys):
     with pytest.raises(ValueError, match="not QUBITSxLAYERS"):
         bench.parse_sizes("3-1")
     out = tmp_path / "rows.json"
-    code = bench.main(["generator", "--backends", "tfq,qsim", "--sizes", "2x1", "--batch", "4",
+    code = bench.main(["generator", "--backends", "tfq,qsim,statevector", "--sizes", "2x1", "--batch", "4",
                        "--steps", "2", "--warmup", "0", "--json", str(out)])
     assert code == 0
     rows = json.loads(out.read_text())
-    assert [r["backend"] for r in rows] == ["tfq", "qsim"]
+    assert [bench.label(r) for r in rows] == ["tfq", "qsim", "statevector", "statevector+xla"]
     keys = {"backend", "num_qubits", "num_layers", "batch", "first_step_s", "ms_per_step", "samples_per_s", "gflops"}
     for r in rows:
         assert keys <= set(r) and r["ms_per_step"] > 0 and r["samples_per_s"] > 0 and r["steps"] == 2
-    assert rows[0]["mode"] == "forward+gradient" and rows[1]["mode"] == "forward"
-    assert rows[0]["speedup_vs_tfq"] == 1.0
+    assert [r["mode"] for r in rows] == ["forward+gradient", "forward", "forward+gradient", "forward+gradient"]
+    assert [r["step"] for r in rows] == ["graph", "graph", "graph", "xla"]
+    assert rows[0]["speedup_vs_tfq"] == 1.0 and rows[3]["gflops"] > 0
     text = capsys.readouterr().out
-    assert "vs tfq" in text and "forward only" in text
+    assert "vs tfq" in text and "forward only" in text and "statevector+xla" in text
+    with pytest.raises(ValueError, match="cannot be compiled by XLA"):
+        bench.time_generator("tfq", 2, 1, batch=2, steps=1, warmup=0, xla_step=True)
     assert bench.main(["generator", "--sizes", "abc"]) == 2
+
+
+def test_xla_compatible_says_which_generators_a_whole_step_xla_compile_accepts():
+    noise = tf.constant(G.sample_noise(4, 3, 0))
+    for gen in (G.QuantumGenerator(3, 1, backend="statevector", seed=0), G.ClassicalGenerator(3, 3, (8,), seed=0)):
+        assert gen.xla_compatible
+        np.testing.assert_allclose(tf.function(gen, jit_compile=True)(noise).numpy(), gen(noise).numpy(), atol=1e-5)
+    tfq_gen = G.QuantumGenerator(3, 1, backend="tfq", seed=0)
+    assert not tfq_gen.xla_compatible
+    with pytest.raises(Exception):  # TFQ's ops have no XLA kernels: why xla_compatible is False
+        tf.function(tfq_gen, jit_compile=True)(noise)
 
 
 def test_checkpoints_restore_into_a_rebuilt_generator(tmp_path):
