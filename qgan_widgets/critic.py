@@ -68,6 +68,11 @@ class Critic(keras.Model):
             h = self.act(layer(h))
         return self.out(h)
 
+    @property
+    def xla_compatible(self) -> bool:
+        """Dense layers only: a training step calling this critic can be compiled by XLA."""
+        return True
+
     def count_parameters(self) -> int:
         """Number of trainable scalars (equals :func:`critic_count_parameters`)."""
         return int(sum(int(tf.size(v)) for v in self.trainable_variables))

@@ -502,6 +502,7 @@ def test_quantum_generator_resumes_exactly(tmp_path):
         return QuantumGenerator(2, 1, backend="statevector", seed=seed)
 
     full = WGANGPTrainer(gen(), Critic(2, 8, seed=1), z, cfg)
+    assert full.jit_compile  # "auto": the statevector generator and the critic compile whole with XLA
     full.train()
     with pytest.raises(KeyboardInterrupt):
         WGANGPTrainer(gen(), Critic(2, 8, seed=1), z, cfg, out_dir=tmp_path, callbacks=[Crash(13)]).train()
@@ -544,3 +545,30 @@ def test_saving_sample_grids_leaves_a_notebooks_matplotlib_alone(tmp_path):
         assert plt.get_fignums() == open_figures
     finally:
         matplotlib.use(before)
+
+
+def test_jit_compile_is_chosen_per_generator_and_refused_where_xla_cannot_go():
+    from qgan_widgets.generators import ClassicalGenerator, QuantumGenerator
+
+    z = real_latents(200)
+    critic = Critic(2, 8, seed=1)
+    cases = [(QuantumGenerator(2, 1, backend="statevector", seed=0), True),
+             (ClassicalGenerator(2, 2, (8,), seed=0), True),
+             (QuantumGenerator(2, 1, backend="tfq", seed=0), False),
+             (Toy(seed=0), False)]  # a model that does not say it is xla_compatible
+    for gen, expected in cases:
+        assert WGANGPTrainer(gen, critic, z, fast_config()).jit_compile is expected
+        assert WGANGPTrainer(gen, critic, z, fast_config(jit_compile=False)).jit_compile is False
+    with pytest.raises(ValueError, match=r"jit_compile=True needs .* \(tfq\)"):
+        WGANGPTrainer(cases[2][0], critic, z, fast_config(jit_compile=True))
+    with pytest.raises(ValueError, match="jit_compile must be 'auto', True or False"):
+        TrainConfig(jit_compile="yes")
+    # Both settings train the same model (the random draws differ, the losses fall alike).
+    losses = {}
+    for jit in (True, False):
+        trainer = WGANGPTrainer(ClassicalGenerator(2, 2, (8,), seed=0), Critic(2, 8, seed=1), z,
+                                fast_config(steps=30, jit_compile=jit))
+        trainer.train()
+        losses[jit] = [r["d_loss"] for r in trainer.history]
+        assert trainer.jit_compile is jit and all(math.isfinite(v) for v in losses[jit])
+    assert abs(np.mean(losses[True][-10:]) - np.mean(losses[False][-10:])) < 0.5 * abs(np.mean(losses[False][:3]))
