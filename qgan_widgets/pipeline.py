@@ -235,9 +235,10 @@ class Workspace:
         are evaluation images, so generated scores and the floor share N) drawn with ``seed``,
         and returns
 
-        - ``scores``: ``{"fd": float, "fd_latent": float, "scores": {"fd": Score dict,
+        - ``scores``: ``{"fd": float, "fd_latent": float, "data": str, "scores": {"fd": Score dict,
           "fd_latent": Score dict}}`` (FD in classifier features of the decoded images, and FD in
-          the latent space; NaN when the generator's output is not finite);
+          the latent space; NaN when the generator's output is not finite; ``data`` names the
+          dataset, e.g. ``"sat4-synthetic (stand-in)"``, for titles);
         - ``samples``: uint8 tiles ``(n_grid, 28, 28, 4)`` decoded from the first ``n_grid`` noise
           vectors, the same every call, so grids show training progress.
 
@@ -249,6 +250,8 @@ class Workspace:
             raise WorkspaceError(f"evaluator: need n_samples >= 2 and 0 <= n_grid <= n_samples, got "
                                  f"{n} and {n_grid}")
 
+        data = self.dataset.name + (" (stand-in)" if self.dataset.is_standin else "")
+
         def evaluate(generator, step=None):
             if getattr(generator, "latent_dim", self.latent_dim) != self.latent_dim:
                 raise WorkspaceError(f"evaluator: the generator makes {generator.latent_dim}-d latents "
@@ -257,12 +260,12 @@ class Workspace:
             z = np.asarray(generator(noise, training=False), dtype=np.float32)
             if z.shape != (n, self.latent_dim) or not np.all(np.isfinite(z)):
                 nan = float("nan")
-                return {"fd": nan, "fd_latent": nan, "scores": {}}, None
+                return {"fd": nan, "fd_latent": nan, "data": data, "scores": {}}, None
             z = np.clip(z, -1.0, 1.0)
             images = self.vae.decode(z)
             fd, fd_latent = self.score_images(images, seed=seed), self.score_latents(z, seed=seed)
             samples = np.round(images[:n_grid] * 255.0).astype(np.uint8)
-            return ({"fd": fd.value, "fd_latent": fd_latent.value,
+            return ({"fd": fd.value, "fd_latent": fd_latent.value, "data": data,
                      "scores": {"fd": fd.to_dict(), "fd_latent": fd_latent.to_dict()}}, samples)
 
         return evaluate

@@ -636,8 +636,9 @@ class WGANGPTrainer:
                 f.write(",".join(_fmt_cell(record.get(k)) for k in fields) + "\n")
         if samples is not None:
             try:
+                data = self.last_scores.get("data")  # e.g. "sat4-synthetic (stand-in)", from the evaluator
                 _save_grid(samples, self.out_dir / f"samples_{record['step']:05d}.png",
-                           f"generated samples, step {record['step']}")
+                           f"generated samples, step {record['step']}" + (f", {data}" if data else ""))
             except Exception as err:  # a plotting problem must not end a training run
                 warnings.warn(f"could not save the sample grid: {err}", stacklevel=2)
 

@@ -92,7 +92,8 @@ def test_evaluator_scores_and_fixed_samples(ws):
     evaluate = ws.evaluator(n_grid=9, seed=0)
     gen = TinyGenerator()
     scores, samples = evaluate(gen, 0)
-    assert set(scores) == {"fd", "fd_latent", "scores"}
+    assert set(scores) == {"fd", "fd_latent", "data", "scores"}
+    assert scores["data"] == "sat4-synthetic (stand-in)"  # for sample-grid titles
     assert math.isfinite(scores["fd"]) and math.isfinite(scores["fd_latent"])
     fd = Score.from_dict(scores["scores"]["fd"])
     assert fd.value == scores["fd"] and (fd.n_real, fd.n_fake) == (120, 120) and fd.seed == 0
@@ -107,6 +108,19 @@ def test_evaluator_scores_and_fixed_samples(ws):
         evaluate(TinyGenerator(latent_dim=3), 0)
     with pytest.raises(WorkspaceError, match="n_grid"):
         ws.evaluator(n_samples=10, n_grid=20)
+
+
+def test_training_sample_grids_say_which_data(ws, tmp_path, monkeypatch):
+    from qgan_widgets import training
+    from qgan_widgets.critic import Critic
+    from qgan_widgets.generators import ClassicalGenerator
+
+    titles = []
+    monkeypatch.setattr(training, "_save_grid", lambda images, path, title: titles.append(title))
+    training.WGANGPTrainer(ClassicalGenerator(noise_dim=4, latent_dim=4, seed=0), Critic(4, 8, seed=0),
+                           ws.real_latents, {"steps": 2, "eval_every": 2, "batch_size": 16, "n_critic": 1},
+                           evaluator=ws.evaluator(n_samples=32, n_grid=4), out_dir=tmp_path).train()
+    assert titles == ["generated samples, step 2, sat4-synthetic (stand-in)"]
 
 
 def test_evaluator_with_the_package_generator(ws):
