@@ -1,4 +1,5 @@
-"""The scaling analysis: optimal critic rule, exponential / power-law fits, bootstrap CI, report."""
+"""The scaling analysis: optimal critic rule, exponential / power-law fits, bootstrap CI (``optimum``), report
+(``scaling``)."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qgan_widgets import scaling
-from qgan_widgets.scaling import (
-    OptimalityRule, ScalingError, analyze, bootstrap_b, compare_fits, fit_exponential, fit_power, optimal_critic,
+from qgan_widgets import optimum, scaling
+from qgan_widgets.optimum import (
+    OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_exponential, fit_power, optimal_critic,
 )
+from qgan_widgets.scaling import analyze
 
 
 def trial(kind="quantum", label="g1", cg=50, width=8, cp=100, seed=0, fd=1.0, stable=True, status="done"):
@@ -252,3 +254,10 @@ def test_critics_within_one_standard_error_are_reported():
     )
     row = optimal_critic(df).iloc[0]
     assert row.critic_width == 8 and row.n_rivals == 1 and "[16] are within one standard error" in row.note
+
+
+def test_scaling_re_exports_the_optimum_and_fits():
+    # notebooks and experiments reach these as scaling.X / experiments.X
+    for name in ("OptimalityRule", "ScalingError", "optimal_critic", "fit_exponential", "fit_power", "compare_fits",
+                 "bootstrap_b", "Fit"):
+        assert getattr(scaling, name) is getattr(optimum, name), name
