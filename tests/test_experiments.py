@@ -1,4 +1,4 @@
-"""Sweep definitions, the Ray harness (results as they complete, retries, resume) and a tiny real sweep."""
+"""Sweep definitions (``sweepconfig``), the Ray harness (results as they complete, retries, resume) and a tiny real sweep."""
 from __future__ import annotations
 
 import functools
@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qgan_widgets import experiments
-from qgan_widgets.experiments import CONFIG_DIR, SweepConfig, SweepConfigError, run_sweep
+from qgan_widgets import experiments, sweepconfig
+from qgan_widgets.experiments import run_sweep
+from qgan_widgets.sweepconfig import CONFIG_DIR, SweepConfig, SweepConfigError
 
 TINY = {
     "name": "unit",
@@ -77,7 +78,7 @@ def test_packaged_sweeps_parse_and_have_the_promised_grids():
     for cfg in (quick, paper):
         gens = cfg.generator_configs()
         for kind in ("quantum", "classical"):
-            caps = {experiments.count_params({"generator": g, "latent_dim": experiments.latent_dim_of(g),
+            caps = {sweepconfig.count_params({"generator": g, "latent_dim": sweepconfig.latent_dim_of(g),
                                               "critic": {"width": 4, "depth": 2}})[0] for g in gens if g["kind"] == kind}
             assert len(caps) >= 3, (cfg.name, kind, caps)
         assert len(cfg.critic["widths"]) >= 3 and cfg.generators["quantum"]["backend"] == "statevector"
@@ -106,9 +107,9 @@ def test_auto_latent_dim_gives_each_qubit_count_its_own_workspace():
 
 
 def test_labels():
-    assert experiments.generator_label({"kind": "quantum", "num_qubits": 4, "num_layers": 2,
+    assert sweepconfig.generator_label({"kind": "quantum", "num_qubits": 4, "num_layers": 2,
                                         "entangler": "cry-ring", "readout": "z"}) == "q4x2-cry-ring"
-    assert experiments.generator_label({"kind": "classical", "noise_dim": 4, "latent_dim": 4,
+    assert sweepconfig.generator_label({"kind": "classical", "noise_dim": 4, "latent_dim": 4,
                                         "hidden": [8, 8]}) == "c8-8-d4"
 
 
@@ -301,3 +302,11 @@ def test_tiny_real_sweep_on_local_ray(tmp_path):
     assert (df["tf_threads"] == 1).all()  # one TensorFlow thread per trial
     assert {"fit.json", "report.md", "scaling.png"} <= {p.name for p in out.iterdir()}
     assert not os.environ.get("RAY_ADDRESS")
+
+
+def test_experiments_re_exports_the_sweep_definition_and_the_analysis():
+    # notebook 06 and the README reach these as experiments.X
+    for name in ("SweepConfig", "SweepConfigError", "count_params", "generator_label", "latent_dim_of", "CONFIG_DIR"):
+        assert getattr(experiments, name) is getattr(sweepconfig, name), name
+    for name in ("analyze", "plot_scaling", "optimal_critic", "OptimalityRule"):
+        assert callable(getattr(experiments, name)), name
