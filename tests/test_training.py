@@ -431,7 +431,9 @@ def test_stop_event_from_another_thread(tmp_path):
                             out_dir=tmp_path)
     worker = threading.Thread(target=lambda: setattr(trainer, "result", trainer.train(stop_event=event)))
     worker.start()
-    time.sleep(2.0)
+    deadline = time.monotonic() + 60  # stop once it is training (a slow machine traces longer), not after a fixed time
+    while trainer.step < 2 and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
     event.set()
     worker.join(timeout=30)
     assert not worker.is_alive()
