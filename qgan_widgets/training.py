@@ -1,4 +1,4 @@
-"""The WGAN-GP training loop, its run directory, checkpoints and callbacks.
+"""The WGAN-GP training loop: one step, evaluation, divergence guard, resume, and run_training.
 
 Taught in notebook ``04_training_latent_style_qgan``. One loop trains either generator kind (quantum or classical,
 see the generator contract in ``docs/DESIGN.md``) against a :class:`~qgan_widgets.critic.Critic` in
@@ -24,13 +24,11 @@ between the generator's output on a fixed noise batch and the real latents: chea
 and calls the optional ``evaluator(generator, step) -> (scores, samples)`` (e.g.
 ``pipeline.Workspace.evaluator()``, which scores decoded images in classifier features).
 
-A run directory (``out_dir``) holds::
-
-    config.json          train config, generator and critic configs, seed, real-latent fingerprint
-    metrics.csv          one row per step (appended as training goes)
-    evals.csv            one row per evaluation
-    samples_XXXXX.png    sample grids, when the evaluator returns images
-    checkpoints/step-XXXXXX/   the last two checkpoints (written atomically)
+With ``out_dir`` the trainer keeps a run directory (``config.json``, ``metrics.csv``, ``evals.csv``,
+sample grids and the last two checkpoints), written and restored by :mod:`qgan_widgets.rundir`.
+The run's settings, hooks and outcome (:class:`TrainConfig`, :class:`Callback`,
+:class:`TrainResult`, :class:`TrainingDiverged`) live in :mod:`qgan_widgets.trainconfig` and are
+re-exported here, as is :func:`latest_checkpoint`.
 
 NaN/inf losses or gradients, or losses/gradient norms above the thresholds of :class:`TrainConfig`
 for ``divergence_patience`` consecutive steps, stop the run with :class:`TrainingDiverged`; the
@@ -38,17 +36,10 @@ last good checkpoint stays on disk (a diverged state is never checkpointed).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -57,6 +48,8 @@ import numpy as np
 from qgan_widgets import metrics
 from qgan_widgets._tf import keras, tf
 from qgan_widgets.critic import Critic
+from qgan_widgets.rundir import RunDirectory, atomic_write_text, latest_checkpoint, parameter_count
+from qgan_widgets.trainconfig import STEP_KEYS, Callback, TrainConfig, TrainingDiverged, TrainResult
 
 __all__ = [
     "TrainConfig",
@@ -69,157 +62,6 @@ __all__ = [
     "latest_checkpoint",
     "STEP_KEYS",
 ]
-
-STEP_KEYS = ("step", "d_loss", "g_loss", "w_estimate", "gp", "grad_norm_g", "grad_norm_d")
-"""Columns of ``metrics.csv`` and keys of every ``trainer.history`` row, in order."""
-
-KEEP_CHECKPOINTS = 2
-
-
-class TrainingDiverged(RuntimeError):
-    """Training stopped because a loss or gradient became NaN/inf or kept exceeding its limit.
-
-    ``step`` is the step where it was detected, ``checkpoint`` the last good checkpoint directory
-    (or None) and ``result`` the :class:`TrainResult` up to that point.
-    """
-
-    def __init__(self, message: str, step: int, checkpoint: str | None = None, result=None):
-        super().__init__(message)
-        self.step, self.checkpoint, self.result = step, checkpoint, result
-
-
-# --------------------------------------------------------------------------------- configuration
-@dataclass
-class TrainConfig:
-    """Settings of a WGAN-GP run (all JSON-able; defaults suit the 4-d latent demo).
-
-    ``steps`` generator updates, each after ``n_critic`` critic updates on batches of
-    ``batch_size``; penalty weight ``gp_weight``; Adam ``lr_*``, ``beta_1``, ``beta_2``;
-    evaluations every ``eval_every`` steps on ``eval_samples`` generated latents; checkpoints every
-    ``checkpoint_every`` steps (0 = only at the end, when a run directory is given); ``seed`` for
-    every random draw. Divergence guard: NaN/inf anywhere stops at once; ``|d_loss|`` or
-    ``|g_loss|`` above ``max_abs_loss`` or a gradient norm above ``max_grad_norm`` for
-    ``divergence_patience`` consecutive steps stops the run. ``jit_compile``: compile the whole
-    step with XLA into one program; ``"auto"`` (default) does when the generator and critic can be
-    (``xla_compatible``: the statevector and classical generators, not ``tfq``): measured 25-35%
-    faster per step on 2 cores (5 qubits / 2 layers 3.5 -> 2.5 ms, 8 / 4 9.3 -> 8.3 ms, classical
-    0.9 -> 0.6 ms) for about 2 s more compilation at the first step, so the dashboard's short
-    interactive runs turn it off. XLA draws the same kind of random numbers by other kernels: a run
-    is reproducible within one setting, not across the two.
-    """
-
-    steps: int = 1000
-    batch_size: int = 64
-    n_critic: int = 5
-    gp_weight: float = 10.0
-    lr_generator: float = 1e-3
-    lr_critic: float = 1e-3
-    beta_1: float = 0.5
-    beta_2: float = 0.9
-    eval_every: int = 50
-    checkpoint_every: int = 100
-    seed: int = 0
-    eval_samples: int = 1000
-    max_abs_loss: float = 1e6
-    max_grad_norm: float = 1e8
-    divergence_patience: int = 3
-    jit_compile: bool | str = "auto"
-
-    _INTS = ("steps", "batch_size", "n_critic", "eval_every", "checkpoint_every", "seed",
-             "eval_samples", "divergence_patience")
-
-    def __post_init__(self):
-        minimum = {"steps": 0, "checkpoint_every": 0, "seed": 0, "eval_samples": 2}
-        for name in self._INTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                if isinstance(value, (float, np.floating)) and float(value).is_integer():
-                    value = int(value)
-                else:
-                    raise ValueError(f"TrainConfig.{name} must be an integer, got {value!r}")
-            low = minimum.get(name, 1)
-            if value < low:
-                raise ValueError(f"TrainConfig.{name} must be >= {low}, got {value}")
-            setattr(self, name, int(value))
-        for name in ("gp_weight", "lr_generator", "lr_critic", "beta_1", "beta_2", "max_abs_loss",
-                     "max_grad_norm"):
-            value = getattr(self, name)
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"TrainConfig.{name} must be a number, got {value!r}") from None
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
-            setattr(self, name, value)
-        for name in ("lr_generator", "lr_critic", "max_abs_loss", "max_grad_norm"):
-            if getattr(self, name) == 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0")
-        for name in ("beta_1", "beta_2"):
-            if not getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.jit_compile not in ("auto", True, False):
-            raise ValueError(f"TrainConfig.jit_compile must be 'auto', True or False, got {self.jit_compile!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a dict; unknown keys raise a ValueError naming them."""
-        if isinstance(d, cls):
-            return d
-        if not isinstance(d, dict):
-            raise ValueError(f"a train config must be a dict, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**d)
-
-
-class Callback:
-    """Hooks into :meth:`WGANGPTrainer.train`; override any of them (all optional).
-
-    ``on_step`` gets the step's record (a dict with :data:`STEP_KEYS`); ``on_eval`` the evaluation
-    record (``step``, ``fd_latent`` and the evaluator's scalar scores) and the sample images or
-    None. A callback can stop the run after the current step with ``trainer.request_stop()``.
-    """
-
-    def on_train_begin(self, trainer: "WGANGPTrainer") -> None: ...
-
-    def on_step(self, step: int, logs: dict) -> None: ...
-
-    def on_eval(self, step: int, scores: dict, samples) -> None: ...
-
-    def on_train_end(self, trainer: "WGANGPTrainer", result: "TrainResult") -> None: ...
-
-
-@dataclass
-class TrainResult:
-    """What :meth:`WGANGPTrainer.train` returns.
-
-    ``status``: "completed", "stopped" (stop_event / request_stop) or "diverged" (then carried by
-    :class:`TrainingDiverged`). ``final_scores`` is the last evaluation record.
-    """
-
-    status: str
-    steps: int
-    history: list[dict]
-    evals: list[dict]
-    final_scores: dict
-    wall_time_s: float
-    out_dir: str | None = None
-    checkpoint: str | None = None
-    message: str = ""
-
-    @property
-    def final_fd_latent(self) -> float:
-        return float(self.final_scores.get("fd_latent", math.nan))
-
-    @property
-    def final_fd(self) -> float:
-        """The evaluator's ``fd`` at the last evaluation (NaN without an evaluator)."""
-        return float(self.final_scores.get("fd", math.nan))
 
 
 # --------------------------------------------------------------------------------- the loss
@@ -237,70 +79,6 @@ def gradient_penalty(critic, real, fake, eps) -> tf.Tensor:
     return tf.reduce_mean(tf.square(norm - 1.0))
 
 
-# --------------------------------------------------------------------------------- helpers
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_csv(path: Path, rows: list[dict], fields: Sequence[str]) -> None:
-    """Rewrite a whole CSV atomically."""
-    lines = [",".join(fields)]
-    lines += [",".join(_fmt_cell(row.get(k)) for k in fields) for row in rows]
-    _atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _fmt_cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))  # shortest round-trip repr: reads back bit-identical
-    return str(v)
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
-    """Rows of a CSV written by this module; a torn last line (killed mid-write) is dropped."""
-    if not path.is_file():
-        return [], []
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return [], []
-        rows = []
-        for cells in reader:
-            if len(cells) != len(fields):
-                continue
-            try:
-                row = {k: (int(c) if k == "step" else (float(c) if c != "" else math.nan))
-                       for k, c in zip(fields, cells)}
-            except ValueError:
-                continue
-            rows.append(row)
-    return fields, rows
-
-
-def latest_checkpoint(out_dir) -> Path | None:
-    """The newest complete checkpoint directory of a run directory, or None."""
-    root = Path(out_dir) / "checkpoints"
-    if not root.is_dir():
-        return None
-    done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file())
-    return done[-1] if done else None
-
-
-def _fingerprint(x: np.ndarray) -> dict:
-    return {"n": int(x.shape[0]), "dim": int(x.shape[1]),
-            "sha1": hashlib.sha1(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()}
-
-
 def _scalar(v) -> float | None:
     """A number from an evaluator score: a number, a metrics.Score or a dict with 'value'."""
     if isinstance(v, bool):
@@ -314,31 +92,13 @@ def _scalar(v) -> float | None:
     return None
 
 
-def _save_grid(images: np.ndarray, path: Path, title: str) -> None:
-    """Save a sample grid PNG drawn by ``views.plot_grid``.
-
-    Drawn on a bare ``matplotlib.figure.Figure``: no pyplot state and no backend switch, so saving
-    grids from a notebook or a worker thread never hides the notebook's own figures.
-    """
-    from matplotlib.figure import Figure
-
-    from qgan_widgets import views
-
-    images = np.asarray(images)
-    cols = max(1, min(8, len(images)))
-    rows = max(1, math.ceil(len(images) / cols))
-    fig = views.plot_grid(images, title=title, fig=Figure(figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.7)))
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    os.replace(tmp, path)
-
 
 # --------------------------------------------------------------------------------- the trainer
-class WGANGPTrainer:
+class WGANGPTrainer(RunDirectory):
     """WGAN-GP training of ``generator`` against ``critic`` on ``real_latents`` (N, latent_dim).
 
     ``evaluator(generator, step) -> (scores, samples)`` is called every ``eval_every`` steps;
-    ``out_dir`` (optional) receives the run directory described in the module docstring;
+    ``out_dir`` (optional) receives the run directory described in :mod:`qgan_widgets.rundir`;
     ``callbacks`` are :class:`Callback` objects; ``progress`` shows a tqdm bar. With
     ``resume=True`` (default), :meth:`train` continues from the newest checkpoint in ``out_dir``
     if there is one (the run's configuration must match, ``steps`` excepted); ``resume=False``
@@ -481,167 +241,6 @@ class WGANGPTrainer:
         self.last_samples = samples
         return record, samples
 
-    # ----------------------------------------------------------------------------- run directory
-    def _run_config(self) -> dict:
-        gen_cfg = self.generator.config() if hasattr(self.generator, "config") else {
-            "class": type(self.generator).__name__}
-        crit_cfg = self.critic.config() if hasattr(self.critic, "config") else {
-            "class": type(self.critic).__name__}
-        return {
-            "train": self.config.to_dict(),
-            "generator": gen_cfg,
-            "critic": crit_cfg,
-            "seed": self.config.seed,
-            "generator_params": _count(self.generator),
-            "critic_params": _count(self.critic),
-            "real_latents": _fingerprint(self.real_latents),
-        }
-
-    def _prepare_out_dir(self) -> None:
-        """Create the run directory, or restore the run it holds (see ``resume``)."""
-        out = self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "checkpoints").mkdir(exist_ok=True)
-        new = self._run_config()
-        ckpt = latest_checkpoint(out) if self.resume_enabled else None
-        if ckpt is not None:
-            old = json.loads((out / "config.json").read_text())
-            self._check_same_run(old, new)
-            self._restore_newest_readable()
-            new = {**old, "train": {**old["train"], "steps": self.config.steps}}
-        else:
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-            (out / "checkpoints").mkdir()
-            for name in ("metrics.csv", "evals.csv"):
-                (out / name).unlink(missing_ok=True)
-            for png in out.glob("samples_*.png"):
-                png.unlink()
-            _write_csv(out / "metrics.csv", [], STEP_KEYS)
-        _atomic_write_text(out / "config.json", json.dumps(new, indent=2) + "\n")
-        self._prepared = True
-
-    def _check_same_run(self, old: dict, new: dict) -> None:
-        def strip(d):  # what must match: the architecture and the training settings
-            d = json.loads(json.dumps(d))
-            d.get("train", {}).pop("steps", None)
-            d.get("train", {}).setdefault("jit_compile", "auto")  # runs from before the setting existed
-            for part in ("generator", "critic"):  # initial-weight seeds: the checkpoint overrides them
-                d.get(part, {}).pop("seed", None)
-            d.pop("real_latents", None)
-            return d
-
-        if strip(old) != strip(new):
-            diffs = []
-            for part in ("train", "generator", "critic"):
-                a, b = old.get(part, {}), new.get(part, {})
-                for key in sorted(set(a) | set(b)):
-                    if key not in ("steps", "seed") and a.get(key) != b.get(key):
-                        diffs.append(f"{part}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
-            raise ValueError(
-                f"{self.out_dir} holds a run with a different configuration ({'; '.join(diffs) or 'other fields'}); "
-                f"use another out_dir, or resume=False to start over there")
-        if old.get("real_latents") != new.get("real_latents"):
-            warnings.warn(f"resuming {self.out_dir} with different real latents than the run started "
-                          f"with (was {old.get('real_latents')}); the result is not the same run", stacklevel=3)
-
-    def _restore_from(self, ckpt: Path) -> None:
-        self._ckpt.read(str(ckpt / "ckpt")).assert_existing_objects_matched()
-        self.step = int(self._step_var.numpy())
-        _, rows = _read_csv(self.out_dir / "metrics.csv")
-        self.history = [r for r in rows if r["step"] <= self.step]
-        _write_csv(self.out_dir / "metrics.csv", self.history, STEP_KEYS)
-        fields, rows = _read_csv(self.out_dir / "evals.csv")
-        self.evals = [r for r in rows if r["step"] <= self.step]
-        if fields:
-            _write_csv(self.out_dir / "evals.csv", self.evals, fields)
-        self._bad_streak = 0
-        for row in reversed(self.history):
-            if not self._over_limits(row):
-                break
-            self._bad_streak += 1
-        self._prepared = True
-
-    def _restore_newest_readable(self) -> None:
-        """Restore the newest checkpoint; if it cannot be read (damaged files), the one before."""
-        done = sorted(p for p in (self.out_dir / "checkpoints").glob("step-*") if (p / "meta.json").is_file())
-        for i, ckpt in enumerate(reversed(done)):
-            try:
-                self._restore_from(ckpt)
-                return
-            except Exception as err:  # noqa: BLE001 (any unreadable checkpoint)
-                if i == len(done) - 1:
-                    raise
-                warnings.warn(f"checkpoint {ckpt} cannot be read ({type(err).__name__}: {err}); "
-                              f"using the one before it", stacklevel=3)
-
-    def restore(self, checkpoint=None) -> int:
-        """Load a checkpoint (default: the newest in ``out_dir``) and the records up to it.
-
-        Returns the restored step. Also useful after :class:`TrainingDiverged` to get the last good
-        weights back into the models.
-        """
-        if self.out_dir is None:
-            raise ValueError("restore needs the trainer's out_dir")
-        ckpt = latest_checkpoint(self.out_dir) if checkpoint is None else Path(checkpoint)
-        if ckpt is None:
-            raise FileNotFoundError(f"no checkpoint in {self.out_dir / 'checkpoints'}")
-        self._restore_from(ckpt)
-        return self.step
-
-    def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint of the current step atomically and keep the newest two."""
-        if self.out_dir is None:
-            return None
-        root = self.out_dir / "checkpoints"
-        root.mkdir(parents=True, exist_ok=True)
-        final = root / f"step-{self.step:06d}"
-        if (final / "meta.json").is_file():
-            return final
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-        try:
-            self._ckpt.write(str(tmp / "ckpt"))
-            meta = {"step": self.step, "time": time.time(), "history_rows": len(self.history),
-                    "evals_rows": len(self.evals)}
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            if final.exists():  # an incomplete leftover with the same name
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file())
-        for old in done[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
-        for stale in root.glob(".tmp-*"):
-            if stale != tmp:
-                shutil.rmtree(stale, ignore_errors=True)
-        return final
-
-    def _append_metrics(self, row: dict) -> None:
-        if self.out_dir is None:
-            return
-        with open(self.out_dir / "metrics.csv", "a") as f:
-            f.write(",".join(_fmt_cell(row.get(k)) for k in STEP_KEYS) + "\n")
-
-    def _append_eval(self, record: dict, samples) -> None:
-        if self.out_dir is None:
-            return
-        path = self.out_dir / "evals.csv"
-        fields, _ = _read_csv(path)
-        if not fields:
-            fields = list(record)
-            _write_csv(path, [record], fields)
-        else:
-            with open(path, "a") as f:
-                f.write(",".join(_fmt_cell(record.get(k)) for k in fields) + "\n")
-        if samples is not None:
-            try:
-                data = self.last_scores.get("data")  # e.g. "sat4-synthetic (stand-in)", from the evaluator
-                _save_grid(samples, self.out_dir / f"samples_{record['step']:05d}.png",
-                           f"generated samples, step {record['step']}" + (f", {data}" if data else ""))
-            except Exception as err:  # a plotting problem must not end a training run
-                warnings.warn(f"could not save the sample grid: {err}", stacklevel=2)
-
     # ----------------------------------------------------------------------------- divergence
     def _over_limits(self, row: dict) -> bool:
         cfg = self.config
@@ -694,7 +293,7 @@ class WGANGPTrainer:
             path = self.out_dir / "config.json"
             saved = json.loads(path.read_text()) if path.is_file() else self._run_config()
             saved["train"]["steps"] = cfg.steps
-            _atomic_write_text(path, json.dumps(saved, indent=2) + "\n")
+            atomic_write_text(path, json.dumps(saved, indent=2) + "\n")
         for cb in self.callbacks:
             cb.on_train_begin(self)
         bar = None
@@ -795,11 +394,6 @@ class WGANGPTrainer:
         return trainer
 
 
-def _count(model) -> int:
-    if hasattr(model, "count_parameters"):
-        return int(model.count_parameters())
-    return int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
-
 
 # --------------------------------------------------------------------------------- for sweeps
 def run_training(generator_config: dict, critic_config: dict | None = None,
@@ -862,10 +456,10 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
         "rel_spread": stability.rel_spread,
         "generator_kind": getattr(generator, "kind", None),
         "generator_config": gen_cfg,
-        "generator_params": _count(generator),
+        "generator_params": parameter_count(generator),
         "critic_width": crit_cfg["width"],
         "critic_depth": crit_cfg["depth"],
-        "critic_params": _count(critic),
+        "critic_params": parameter_count(critic),
         "latent_dim": generator.latent_dim,
         "seed": cfg.seed,
         "wall_time_s": time.perf_counter() - t0,

@@ -19,8 +19,10 @@ import pytest
 import qgan_widgets  # noqa: F401  (Keras guard first)
 from qgan_widgets._tf import keras, tf
 from qgan_widgets.critic import Critic, critic_count_parameters
-from qgan_widgets.training import (STEP_KEYS, Callback, TrainConfig, TrainingDiverged, WGANGPTrainer,
-                                   gradient_penalty, latest_checkpoint, run_training)
+from qgan_widgets import rundir, trainconfig, training
+from qgan_widgets.rundir import latest_checkpoint
+from qgan_widgets.trainconfig import STEP_KEYS, Callback, TrainConfig, TrainingDiverged
+from qgan_widgets.training import WGANGPTrainer, gradient_penalty, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -539,9 +541,7 @@ def test_saving_sample_grids_leaves_a_notebooks_matplotlib_alone(tmp_path):
     matplotlib.use("module://matplotlib_inline.backend_inline")
     try:
         open_figures = plt.get_fignums()
-        from qgan_widgets import training
-
-        training._save_grid(np.zeros((16, 28, 28, 4), np.uint8), tmp_path / "grid.png", "step 1")
+        rundir._save_grid(np.zeros((16, 28, 28, 4), np.uint8), tmp_path / "grid.png", "step 1")
         assert (tmp_path / "grid.png").stat().st_size > 0
         assert matplotlib.get_backend() == "module://matplotlib_inline.backend_inline"
         assert plt.get_fignums() == open_figures
@@ -574,3 +574,11 @@ def test_jit_compile_is_chosen_per_generator_and_refused_where_xla_cannot_go():
         losses[jit] = [r["d_loss"] for r in trainer.history]
         assert trainer.jit_compile is jit and all(math.isfinite(v) for v in losses[jit])
     assert abs(np.mean(losses[True][-10:]) - np.mean(losses[False][-10:])) < 0.5 * abs(np.mean(losses[False][:3]))
+
+
+def test_training_re_exports_the_contract_names():
+    # notebooks, the dashboard and the demo use training.X for these
+    for name in ("TrainConfig", "Callback", "TrainResult", "TrainingDiverged", "STEP_KEYS"):
+        assert getattr(training, name) is getattr(trainconfig, name), name
+    assert training.latest_checkpoint is rundir.latest_checkpoint
+    assert issubclass(WGANGPTrainer, rundir.RunDirectory)
