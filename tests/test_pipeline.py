@@ -111,12 +111,12 @@ def test_evaluator_scores_and_fixed_samples(ws):
 
 
 def test_training_sample_grids_say_which_data(ws, tmp_path, monkeypatch):
-    from qgan_widgets import training
+    from qgan_widgets import rundir, training
     from qgan_widgets.critic import Critic
     from qgan_widgets.generators import ClassicalGenerator
 
     titles = []
-    monkeypatch.setattr(training, "_save_grid", lambda images, path, title: titles.append(title))
+    monkeypatch.setattr(rundir, "_save_grid", lambda images, path, title: titles.append(title))
     training.WGANGPTrainer(ClassicalGenerator(noise_dim=4, latent_dim=4, seed=0), Critic(4, 8, seed=0),
                            ws.real_latents, {"steps": 2, "eval_every": 2, "batch_size": 16, "n_critic": 1},
                            evaluator=ws.evaluator(n_samples=32, n_grid=4), out_dir=tmp_path).train()
