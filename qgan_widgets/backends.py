@@ -39,7 +39,8 @@ DEFAULT_BACKEND = "statevector"
 """The backend a ``QuantumGenerator`` uses unless told otherwise (the dashboard and sweeps inherit it).
 
 ``"statevector"`` (exact, checked against ``cirq.Simulator`` and TFQ's adjoint gradients in the
-tests) measured 4-24x faster than TFQ per training step at batch 128 on 2 cores (benchmarks/README.md);
+tests) measured 3-40x faster than TFQ per generator step (forward + gradient, batch 128, 2 cores,
+3 to 12 qubits; ``python -m qgan_widgets bench generator``, benchmarks/README.md);
 ``backend="tfq"`` gives TensorFlow Quantum's qsim, the reference."""
 
 MEMORY_FACTOR = 4
