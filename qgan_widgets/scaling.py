@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from qgan_widgets.rundir import atomic_write_text  # noqa: F401  (also re-exported for experiments)
 from qgan_widgets.optimum import (  # noqa: F401  (re-exported: scaling.X is the study's API)
     CELL_KEYS, GEN_KEYS, KINDS, REQUIRED, RULES, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits,
     fit_exponential, fit_power, jsonable, optimal_critic,
@@ -216,21 +216,6 @@ def _fmt(v, digits: int = 3) -> str:
 
 # --------------------------------------------------------------------------------------------
 # A sweep directory: fit.json, optimal.csv, scaling.png, report.md
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (no half-written file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def analyze(
