@@ -3,9 +3,11 @@
 Importing the package selects Keras 2 (tf_keras) for TensorFlow before TensorFlow is loaded (see
 :mod:`qgan_widgets._tf`), so import it before tensorflow. Modules, in reading order:
 
-``data`` (SAT-4 and the built-in stand-in) -> ``views`` (band views, grids) -> ``vae`` ->
-``circuits`` -> ``generators`` (+ ``statevector``) -> ``critic`` -> ``training`` -> ``metrics`` /
-``features`` -> ``pipeline`` -> ``demo`` / ``experiments`` -> ``widgets``.
+``data`` (SAT-4 and the built-in stand-in; + ``sat4``, ``cache``, ``standin``) -> ``views`` (band
+views, grids) -> ``vae`` -> ``circuits`` -> ``generators`` (+ ``backends``, ``statevector``,
+``statevector_plan``) -> ``critic`` -> ``training`` (+ ``trainconfig``, ``rundir``) -> ``metrics`` /
+``features`` -> ``pipeline`` -> ``demo`` / ``experiments`` (+ ``sweepconfig``, ``scaling``,
+``optimum``) -> ``widgets``. ``docs/DESIGN.md`` has the full module map.
 
 TensorFlow itself is imported lazily by the modules that need it, so ``python -m qgan_widgets
 info`` can diagnose a broken stack.
