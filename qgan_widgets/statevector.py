@@ -25,7 +25,10 @@ sines are taken once per gate, every operation's 2x2 matrix is built from them, 
 step's block (a *factor*) and the few factors of each step multiplied (unrolled, all steps at once).
 The gradient back to the angles, through each fused RY RZ RY RZ block to its four angles, is written
 by hand (:meth:`StateVectorBackend._step_matrices_grad`); general 4x4 plans use TensorFlow's
-autodiff of this small part.
+autodiff of this small part. Matrices are kept as tuples of their four entries, never stacked and
+never reduced over a short axis inside these products: on CPU, XLA recomputes a whole chain of
+products once per stacked entry (or per reduction it feeds), which made this small part 60% of a
+step at 5 qubits.
 
 *Core (XLA).* A ``tf.while_loop`` over the steps applies each step's per-sample 2x2 blocks to the
 state, shaped (2^n, B) complex64 with the batch innermost, so the same compiled loop body serves
@@ -52,13 +55,16 @@ Options
 ``jit_compile``: ``"auto"`` (default) means ``True``: the two programs of a step (forward; backward
 with the adjoint) are XLA-compiled. Their loops compile once per (circuit, batch) in about a second
 whatever the number of layers, and are cached per process, so rebuilding a generator of a size seen
-before costs nothing. ``False`` runs the same graph without XLA: measured 3.5-8x slower (5x2: 6.7
-vs 1.8 ms, 8x4: 57 vs 12 ms, 10x4: 248 vs 30 ms at batch 128) with no faster first step (tracing
-dominates), so it is for debugging only. ``steps_per_iteration`` (default 1) unrolls that many
-steps per loop iteration; measured no gain (4: 1.8, 11.8, 136 ms at 5x2, 8x4, 12x4 against 1.8,
-10-12, 110-125 ms), kept for experiments. Unrolling the whole circuit into one XLA program (no
-loops) took 9-27 s to compile in a probe, for at most 2x at 8 qubits: not worth it for a short
-interactive run, and a long sweep gains little. The same defaults therefore serve both uses.
+before costs nothing. Both programs are traced without AutoGraph (their loops are explicit
+``tf.while_loop`` calls): AutoGraph's conversion alone took 1.5 s of the first step. ``False`` runs
+the same graph without XLA: its first step is 0.6-0.7 s shorter but each step 4.5-7x slower
+(5x2: 4.8 vs 1.1 ms, 8x4: 28 vs 4.1 ms, 10x4: 122 vs 18 ms at batch 128, first steps 0.8-1.1 s
+against 1.5-1.7 s), so it pays only below about 200 steps and is mostly for debugging.
+``steps_per_iteration`` (default 1) unrolls that many steps per loop iteration; measured no gain
+(4: 1.8, 11.8, 136 ms at 5x2, 8x4, 12x4 against 1.8, 10-12, 110-125 ms), kept for experiments.
+Unrolling the whole circuit into one XLA program (no loops) took 9-27 s to compile in a probe, for
+at most 2x at 8 qubits: not worth it for a short interactive run, and a long sweep gains little.
+The same defaults therefore serve both uses.
 Measured figures: ``benchmarks/statevector_probe.py`` and ``python -m qgan_widgets bench generator``.
 """
 from __future__ import annotations
@@ -118,30 +124,45 @@ def _entries(x):
     return tuple(x[..., i, :] for i in range(4))
 
 
+def _identity_like(x):
+    """The 2x2 identity as an entry tuple of tensors shaped like ``x``."""
+    one, zero = tf.ones_like(x), tf.zeros_like(x)
+    return (one, zero, zero, one)
+
+
+def _over_blocks(alpha, g):
+    """sum_a alpha[a] g[:, a] over the two blocks, written out: a ``reduce_sum`` would start a new
+    XLA fusion, and each such fusion recomputed the whole chain of products it reads (4x the
+    compiled code, +0.9 s of compilation at 5 qubits)."""
+    return alpha[0] * g[:, 0] + alpha[1] * g[:, 1]
+
+
 def _chain(F):
-    """(F[m-1] @ ... @ F[0], prefixes) for F (m, ..., 4, B): the product and the list of
-    prefixes[j] = F[j-1] ... F[0] (prefixes[0] the identity) that :func:`_chain_grad` needs.
-    Unrolled in Python: m is a handful of factors, and a loop carrying a TensorArray cost more
-    than the products themselves."""
-    eye = tf.ones_like(F[0, ..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None]
-    prefixes, prod = [eye], F[0]
-    for j in range(1, F.shape[0]):
+    """(F[m-1] @ ... @ F[0], prefixes) for a list F of m entry tuples: the product's entry tuple
+    and prefixes[j] = F[j-1] ... F[0] (prefixes[0] the identity) that :func:`_chain_grad` needs.
+
+    Entries stay separate tensors: stacking them (``tf.stack``) inside the fused computation made
+    XLA's CPU code recompute every shared product once per stacked entry, 5x slower (measured at 5
+    qubits). Unrolled in Python: m is a handful of factors, and a loop carrying a TensorArray cost
+    more than the products themselves."""
+    prefixes, prod = [_identity_like(F[0][0])], F[0]
+    for j in range(1, len(F)):
         prefixes.append(prod)
-        prod = tf.stack(_mul2(_entries(F[j]), _entries(prod)), axis=-2)
+        prod = _mul2(F[j], prod)
     return prod, prefixes
 
 
 def _chain_grad(F, G, prefixes):
-    """Gradients (m, ..., 4, B) of the factors of P = F[m-1] ... F[0] given G = dL/dP (TensorFlow's
-    complex convention): g_j = L_j^H G R_j^H with R_j = prefixes[j] (from :func:`_chain`) and
-    L_j = F[m-1] ... F[j+1], accumulated from the last factor back (unrolled like the chain)."""
-    m = F.shape[0]
-    after = _entries(tf.ones_like(G[..., 0:1, :]) * tf.constant([1, 0, 0, 1], tf.complex64)[:, None])
+    """Gradients (a list of m entry tuples) of the factors of P = F[m-1] ... F[0] given the entry
+    tuple G = dL/dP (TensorFlow's complex convention): g_j = L_j^H G R_j^H with R_j = prefixes[j]
+    (from :func:`_chain`) and L_j = F[m-1] ... F[j+1], accumulated from the last factor back."""
+    m = len(F)
+    after = _identity_like(G[0])
     grads = [None] * m
     for j in reversed(range(m)):
-        grads[j] = tf.stack(_mul2(_mul2(_dagger(after), _entries(G)), _dagger(_entries(prefixes[j]))), axis=-2)
-        after = _mul2(after, _entries(F[j]))
-    return tf.stack(grads)
+        grads[j] = _mul2(_mul2(_dagger(after), G), _dagger(prefixes[j]))
+        after = _mul2(after, F[j])
+    return grads
 
 
 # ------------------------------------------------------------------------------ memory and flops
@@ -485,8 +506,8 @@ class StateVectorBackend:
             del tape
             return g_core if g_tail is None else g_core + g_tail
 
-        fwd = tf.function(forward, jit_compile=self.jit_compile, reduce_retracing=True)
-        bwd = tf.function(backward, jit_compile=self.jit_compile, reduce_retracing=True)
+        fwd = tf.function(forward, jit_compile=self.jit_compile, reduce_retracing=True, autograph=False)
+        bwd = tf.function(backward, jit_compile=self.jit_compile, reduce_retracing=True, autograph=False)
         return fwd, bwd
 
     def _by_qubit(self, rho_pos):
@@ -540,16 +561,19 @@ class StateVectorBackend:
         return tuple(tf.reshape(e, shape) for e in entries)
 
     def _factors(self, theta_t):
-        """Block-diagonal plans: the factors of every step, (m, S, 2, 4, B) complex64 (slot j, step,
-        block a, entry [00, 01, 10, 11], sample)."""
+        """Block-diagonal plans: the factors of every step, a list over slot j of entry tuples
+        (m00, m01, m10, m11), each (S, 2, B) complex64 (step, block a, sample)."""
         t = _tables_for(self.plan)
         u = self._op_matrices(theta_t, t.step_slot)  # 4 x (S, m, B)
-        coef = tf.constant(np.moveaxis(t.step_coef, 1, 0)[..., None].astype(np.complex64))  # (m, S, 4, 2, 1)
-        alpha, beta, gamma, delta = (coef[:, :, i] for i in range(4))  # (m, S, 2, 1) over block a
-        u00, u01, u10, u11 = (tf.transpose(x, (1, 0, 2))[:, :, None, :] for x in u)  # (m, S, 1, B)
-        scalar = beta + delta * tf.concat([u00, u11], axis=2)  # block a gets U[a, a] I where delta_a = 1
-        blocks = (alpha * u00 + scalar + gamma, alpha * u01, alpha * u10, alpha * u11 + scalar - gamma)
-        return tf.stack(blocks, axis=3)
+        coef = t.step_coef[..., None].astype(np.complex64)  # (S, m, 4, 2, 1): alpha, beta, gamma, delta
+        F = []
+        for j in range(t.step_slot.shape[1]):
+            alpha, beta, gamma = (tf.constant(coef[:, j, i]) for i in range(3))  # (S, 2, 1) over a
+            d0, d1 = (tf.constant(coef[:, j, 3] * np.eye(2, dtype=np.complex64)[:, a, None]) for a in (0, 1))
+            u00, u01, u10, u11 = (x[:, j, None, :] for x in u)  # (S, 1, B)
+            scalar = beta + d0 * u00 + d1 * u11  # block a gets U[a, a] I where delta_a = 1 (no concat)
+            F.append((alpha * u00 + scalar + gamma, alpha * u01, alpha * u10, alpha * u11 + scalar - gamma))
+        return F
 
     def _step_matrices(self, theta_t):
         """Per-step matrices for the core from theta_t (num_gates, B): (S, 2, 2, 2, B) block-diagonal
@@ -570,7 +594,7 @@ class StateVectorBackend:
             K = tf.transpose(tf.reshape(prod, (S, -1, 2, 2, 2, 2)), (0, 2, 3, 4, 5, 1))
             return K
         K, _ = _chain(self._factors(theta_t))
-        return tf.reshape(K, (S, 2, 2, 2, -1))
+        return tf.reshape(tf.stack(K, axis=2), (S, 2, 2, 2, -1))
 
     def _step_matrices_grad(self, theta_t, dK):
         """Hand-written vector-Jacobian product of :meth:`_step_matrices` (block-diagonal plans):
@@ -578,33 +602,38 @@ class StateVectorBackend:
 
         For K = F[m-1] ... F[0], the gradient of factor j is L_j^H dK R_j^H with L_j, R_j the
         products after and before it (the factors and prefixes are recomputed here: cheaper than
-        saving them from the forward pass); then the chain rule through the block embedding to each operation's 2x2 matrix and through cos/sin to its angle."""
+        saving them from the forward pass); then the chain rule through the block embedding to each
+        operation's 2x2 matrix and through cos/sin to its angle. Written slot by slot with entry
+        tuples and no stacks or reductions, so that XLA fuses it into few kernels: 0.33 ms at 5
+        qubits / 2 layers, batch 128, against 0.8 ms for the stacked form."""
         t = _tables_for(self.plan)
-        S = self.plan.num_steps
+        S, m = t.step_slot.shape
         F = self._factors(theta_t)
-        gf = _chain_grad(F, tf.reshape(dK, (S, 2, 4, -1)), _chain(F)[1])  # (m, S, 2, 4, B)
-        gf = tf.transpose(gf, (1, 0, 2, 3, 4))  # (S, m, 2, 4, B)
-        coef = tf.constant(t.step_coef[..., None].astype(np.complex64))  # (S, m, 4, 2, 1)
-        alpha, delta = coef[:, :, 0], coef[:, :, 3]  # (S, m, 2, 1)
-        g00, g01, g10, g11 = (gf[:, :, :, i] for i in range(4))  # (S, m, 2, B)
-        trace = g00 + g11
-        gu00 = tf.reduce_sum(alpha * g00, axis=2) + delta[:, :, 0] * trace[:, :, 0]
-        gu11 = tf.reduce_sum(alpha * g11, axis=2) + delta[:, :, 1] * trace[:, :, 1]
-        gu01 = tf.reduce_sum(alpha * g01, axis=2)
-        gu10 = tf.reduce_sum(alpha * g10, axis=2)
-        # d entries / d half-angle; dL/dh = sum_e Re(conj(u_e') g_e)
+        gf = _chain_grad(F, _entries(tf.reshape(dK, (S, 2, 4, -1))), _chain(F)[1])  # m x 4 x (S, 2, B)
+        coef = t.step_coef[..., None].astype(np.complex64)  # (S, m, 4, 2, 1)
         rows = t.step_slot
-        kinds = t.op_kind[rows.reshape(-1)].reshape(rows.shape + (3,))
-        is_ry, is_rz = tf.constant(kinds[..., 0, None]), tf.constant(kinds[..., 1, None])
-        c, s = (tf.reshape(x, rows.shape + (-1,)) for x in self._cos_sin(theta_t, rows))
+        kinds = t.op_kind[rows.reshape(-1)].reshape(rows.shape + (3,)).astype(np.float32)  # (S, m, 3)
+        c, s = (tf.reshape(x, (S, m, -1)) for x in self._cos_sin(theta_t, rows))
+        pick = self._pick(rows).reshape(S, m, -1)  # (S, m, num_gates)
         re, im = tf.math.real, tf.math.imag
-        dh = (
-            -(is_ry + is_rz) * s * (re(gu00) + re(gu11))
-            + is_rz * c * (im(gu11) - im(gu00))
-            + is_ry * c * (re(gu10) - re(gu01))
-        )
-        dh = tf.reshape(dh, (rows.size, -1)) * 0.5
-        return tf.matmul(tf.constant(self._pick(rows)), dh, transpose_a=True)  # (num_gates, B)
+        g_theta = 0.0
+        for j in range(m):  # one slot at a time: no stacking inside the fused computation
+            g00, g01, g10, g11 = gf[j]  # (S, 2, B) over block a
+            alpha = (tf.constant(coef[:, j, 0, 0]), tf.constant(coef[:, j, 0, 1]))  # (S, 1) per block
+            d0, d1 = tf.constant(coef[:, j, 3, 0]), tf.constant(coef[:, j, 3, 1])
+            gu00 = _over_blocks(alpha, g00) + d0 * (g00[:, 0] + g11[:, 0])
+            gu11 = _over_blocks(alpha, g11) + d1 * (g00[:, 1] + g11[:, 1])
+            gu01, gu10 = _over_blocks(alpha, g01), _over_blocks(alpha, g10)
+            # d entries / d half-angle; dL/dh = sum_e Re(conj(u_e') g_e)
+            is_ry, is_rz = tf.constant(kinds[:, j, 0, None]), tf.constant(kinds[:, j, 1, None])  # (S, 1)
+            cj, sj = c[:, j], s[:, j]
+            dh = (
+                -(is_ry + is_rz) * sj * (re(gu00) + re(gu11))
+                + is_rz * cj * (im(gu11) - im(gu00))
+                + is_ry * cj * (re(gu10) - re(gu01))
+            )
+            g_theta += tf.matmul(tf.constant(pick[:, j] * 0.5), dh, transpose_a=True)
+        return g_theta  # (num_gates, B)
 
     def _readout(self, rho, theta_t):
         """<P> per observable, (B, obs), from qubit-ordered rho (n, 4, B) and the tail unitaries."""
