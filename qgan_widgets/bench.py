@@ -16,10 +16,10 @@ For every (backend, size) it reports:
     floating-point work per step divided by its step time.
 
 A backend whose generator can be compiled whole by XLA (``"statevector"``) is timed twice: as a
-``tf.function`` step (``step="graph"``, what the dashboard's short interactive runs do) and as one
-XLA-compiled step (``step="xla"``, shown as ``statevector+xla``: what long runs such as the demo and
-sweep trials do, see ``TrainConfig.jit_compile``). The XLA step fuses the few small TensorFlow ops
-around the simulation into the same program; its first step pays the extra compilation.
+``tf.function`` step (``step="graph"``, what training does: the backend's own programs are
+XLA-compiled) and as one XLA-compiled step (``step="xla"``, shown as ``statevector+xla``; in
+training ``TrainConfig.jit_compile=True``). The XLA step fuses the few small TensorFlow ops around
+the simulation into the same program; its first step pays the extra compilation.
 
 The table shows every backend's speed-up against ``"tfq"`` at the same size. Used by notebook
 ``03_style_quantum_generator`` (:func:`run_generator_bench`, :func:`format_table`) and

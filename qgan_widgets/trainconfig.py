@@ -41,13 +41,14 @@ class TrainConfig:
     ``checkpoint_every`` steps (0 = only at the end, when a run directory is given); ``seed`` for
     every random draw. Divergence guard: NaN/inf anywhere stops at once; ``|d_loss|`` or
     ``|g_loss|`` above ``max_abs_loss`` or a gradient norm above ``max_grad_norm`` for
-    ``divergence_patience`` consecutive steps stops the run. ``jit_compile``: compile the whole
-    step with XLA into one program; ``"auto"`` (default) does when the generator and critic can be
-    (``xla_compatible``: the statevector and classical generators, not ``tfq``): measured 25-35%
-    faster per step on 2 cores (5 qubits / 2 layers 3.5 -> 2.5 ms, 8 / 4 9.3 -> 8.3 ms, classical
-    0.9 -> 0.6 ms) for about 2 s more compilation at the first step, so the dashboard's short
-    interactive runs turn it off. XLA draws the same kind of random numbers by other kernels: a run
-    is reproducible within one setting, not across the two.
+    ``divergence_patience`` consecutive steps stops the run. ``jit_compile``: ``True``
+    compiles the whole step with XLA into one program (the generator and critic must be
+    ``xla_compatible``: the statevector and classical generators, not ``tfq``); ``"auto"`` (default)
+    is the toolkit's measured choice, currently off: since the statevector backend's own programs
+    are XLA-compiled, the whole-step XLA program measured no faster on 2 cores (5 qubits / 2 layers,
+    batch 64: 1.7-2.0 ms either way; 8 / 4: 5.0-6.0 against 5.5-5.6 ms; classical 0.8 against 0.9
+    ms) and costs 0.9-1.5 s more compilation at the first step. XLA draws the same kind of random
+    numbers by other kernels: a run is reproducible within one setting, not across the two.
     """
 
     steps: int = 1000

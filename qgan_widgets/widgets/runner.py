@@ -239,7 +239,7 @@ class Runner:
         train_config = TrainConfig(steps=0, batch_size=config["batch_size"], n_critic=config["n_critic"],
                                    lr_generator=lr, lr_critic=lr, eval_every=config["eval_every"],
                                    checkpoint_every=CHECKPOINT_EVERY, seed=config["seed"],
-                                   jit_compile=False)  # interactive: the first step matters more than ~1 ms/step
+                                   jit_compile=False)  # interactive: a short first step matters most
         out_dir = self._new_run_dir(config)
         self.trainer = WGANGPTrainer(generator, critic, ws.real_latents, train_config,
                                      evaluator=ws.evaluator(n_grid=16, seed=config["seed"]), out_dir=out_dir,
