@@ -6,7 +6,7 @@ Importing the package selects Keras 2 (tf_keras) for TensorFlow before TensorFlo
 ``data`` (SAT-4 and the built-in stand-in; + ``sat4``, ``cache``, ``standin``) -> ``views`` (band
 views, grids) -> ``vae`` -> ``circuits`` -> ``generators`` (+ ``backends``, ``statevector``,
 ``statevector_plan``) -> ``critic`` -> ``training`` (+ ``trainconfig``, ``rundir``) -> ``metrics`` /
-``features`` -> ``pipeline`` -> ``demo`` / ``experiments`` (+ ``sweepconfig``, ``scaling``,
+``features`` (+ ``inception``) -> ``pipeline`` -> ``demo`` / ``experiments`` (+ ``sweepconfig``, ``scaling``,
 ``optimum``) -> ``widgets``. ``docs/DESIGN.md`` has the full module map.
 
 TensorFlow itself is imported lazily by the modules that need it, so ``python -m qgan_widgets

@@ -14,6 +14,10 @@ reconstruction floor, and write::
     DIR/fd_curve.png     FD during training, with the untrained FD and the floor
     DIR/quantum/, DIR/classical/   the two training run directories (configs, checkpoints)
 
+With InceptionV3 weights on disk (``--inception-weights``, ``$QGAN_INCEPTION_WEIGHTS`` or
+``data/inception/*.h5``; see :mod:`qgan_widgets.inception`) the summary also gets ``fid_inception``:
+the FID on the RGB bands of the same images, for the floor and both trained generators.
+
 ``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (~3 min on 2 cores; the full one
 takes ~10 min). Interrupted runs resume from their checkpoints when the demo is run again with
 the same settings. Notebook ``04_training_latent_style_qgan`` walks through the same steps.
@@ -206,19 +210,24 @@ def _plot_fd(path: Path, runs: dict, fd_untrained: float, floor: float, extracto
 
 def run_demo(quick: bool = False, out="runs/demo", source=None, backend: str | None = None,
              seed: int = 0, verbose: bool = True, progress: bool | None = None,
-             steps: int | None = None, workspace=None) -> dict:
+             steps: int | None = None, workspace=None, inception=None) -> dict:
     """Run the main job and return the summary written to ``out/summary.json``.
 
     ``quick``: the small configuration; ``source``: data path (None: real SAT-4 if found, else the
     stand-in); ``backend``: simulator (None: see :func:`choose_backend`); ``seed``: every seed.
     ``steps`` overrides the number of training steps (tests); ``workspace`` reuses a prepared
-    :class:`~qgan_widgets.pipeline.Workspace` with ``latent_dim`` 4.
+    :class:`~qgan_widgets.pipeline.Workspace` with ``latent_dim`` 4. ``inception``: InceptionV3
+    weights for an extra FID on the RGB bands (a path, an
+    :class:`~qgan_widgets.inception.InceptionFeatures`, ``False`` for none; ``None`` looks for
+    them, :func:`~qgan_widgets.inception.find_weights`). Weights that cannot be used fail here,
+    before any training.
     """
     from qgan_widgets import generators, metrics
     from qgan_widgets.critic import Critic
     from qgan_widgets.pipeline import Workspace
 
     t_start = time.perf_counter()
+    inception = _inception_extractor(inception, verbose)  # bad weights fail before any training
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     progress = verbose if progress is None else progress
@@ -279,6 +288,7 @@ def run_demo(quick: bool = False, out="runs/demo", source=None, backend: str | N
 
     fd_generated, fd_classical = final("quantum"), final("classical")
     n_samples = int(workspace.n_eval)
+    fid_inception = _inception_scores(inception, workspace, runs, seed, verbose)
     samples_q = workspace.decode_to_uint8(np.clip(runs["quantum"][0].generate(
         workspace.noise_batch(16, quantum.noise_dim, seed + 100)), -1, 1))
     samples_c = workspace.decode_to_uint8(np.clip(runs["classical"][0].generate(
@@ -301,6 +311,9 @@ def run_demo(quick: bool = False, out="runs/demo", source=None, backend: str | N
     if n_samples < 10 * int(workspace.extractor.feature_dim):
         notes.append(f"only {n_samples} evaluation images for {workspace.extractor.feature_dim} features: "
                      f"FD is biased upwards and noisy at this size; compare scores at equal N only")
+    if fid_inception and n_samples < 2048:
+        notes.append(f"Inception FID from {n_samples} images per side for 2048 features: biased upwards; "
+                     f"compare it at equal N only")
     if len(dataset.x_train) < 1000:
         notes.append(f"only {len(dataset.x_train)} training images: too few for the VAE and the classifier "
                      f"to be meaningful; use the full SAT-4 data or the stand-in")
@@ -335,6 +348,7 @@ def run_demo(quick: bool = False, out="runs/demo", source=None, backend: str | N
         "quantum": run_info("quantum", quantum),
         "classical": run_info("classical", classical),
         "train_config": cfg.to_dict(),
+        "fid_inception": fid_inception,
         "scores": {"floor": workspace.floor.to_dict(),
                    "quantum": runs["quantum"][1].final_scores,
                    "classical": runs["classical"][1].final_scores},
@@ -353,6 +367,39 @@ def run_demo(quick: bool = False, out="runs/demo", source=None, backend: str | N
     return summary
 
 
+def _inception_extractor(inception, verbose: bool):
+    """The demo's ``inception`` argument made an InceptionFeatures, or None when there is none."""
+    from qgan_widgets.inception import InceptionFeatures, find_weights
+
+    if inception is False or isinstance(inception, InceptionFeatures):
+        return inception or None
+    path = find_weights(inception)
+    if path is None:
+        return None
+    _say(f"Inception weights found ({path}): an Inception FID on the RGB bands will be added", verbose)
+    return InceptionFeatures(path)
+
+
+def _inception_scores(inception, workspace, runs: dict, seed: int, verbose: bool) -> dict | None:
+    """FID in InceptionV3 features of the real evaluation tiles against the floor's reconstructions
+    and both trained generators' decoded samples (the same images as the classifier FD)."""
+    if inception is None:
+        return None
+    t0 = time.perf_counter()
+    n = int(workspace.n_eval)
+    _say(f"Inception FID on the RGB bands: {n} images per side ({inception.name})", verbose)
+    real = workspace.dataset.x_test
+    real_stats = inception.stats(real)
+    scores = {"floor": inception.score(real, workspace.reconstruction_images(), seed, real_stats=real_stats)}
+    for name in ("quantum", "classical"):
+        trainer = runs[name][0]
+        z = np.clip(trainer.generate(workspace.noise_batch(n, trainer.generator.noise_dim, seed)), -1, 1)
+        scores[name] = inception.score(real, workspace.vae.decode(z), seed, real_stats=real_stats)
+    return {"name": "FID (Inception, RGB)", "extractor": inception.name, "weights": str(inception.weights),
+            "n_samples": n, "feature_dim": inception.feature_dim, "seed": seed,
+            **{k: v.value for k, v in scores.items()}, "time_s": round(time.perf_counter() - t0, 2)}
+
+
 def _report(s: dict, out: Path) -> None:
     data = "STAND-IN data (sat4-synthetic)" if s["dataset_is_standin"] else f"{s['dataset']} (real SAT-4)"
     lines = [
@@ -366,6 +413,9 @@ def _report(s: dict, out: Path) -> None:
         f"  reconstruction floor           {s['fd_reconstruction_floor']:10.4g}   (VAE reconstructions of real tiles)",
         f"  the trained quantum generator is {s['improvement_factor']:.1f}x closer than untrained; "
         f"total {s['wall_time_s']:.0f} s",
+        *([f"  Inception FID (RGB, {s['fid_inception']['n_samples']} per side): quantum "
+           f"{s['fid_inception']['quantum']:.4g}, classical {s['fid_inception']['classical']:.4g}, "
+           f"floor {s['fid_inception']['floor']:.4g}"] if s.get("fid_inception") else []),
         *[f"  note: {n}" for n in s["notes"]],
         "",
         f"outputs in {out}/: summary.json, metrics.csv, evals.csv, samples.png, fd_curve.png, "
@@ -389,13 +439,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="quantum simulator (default: statevector if it works here, else tfq)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--inception-weights", default=None, metavar="FILE",
+                        help="Keras InceptionV3 ImageNet weights (.h5) for an extra FID on the RGB bands "
+                             "(default: $QGAN_INCEPTION_WEIGHTS or data/inception/*.h5 if present)")
     args = parser.parse_args(argv)
     if args.seed < 0:
         parser.error("--seed must be >= 0")
     if args.backend == "qsim":
         parser.error("--backend qsim cannot train (it has no gradients); use tfq or statevector")
     run_demo(quick=args.quick or FAST, out=args.out, source=args.data, backend=args.backend,
-             seed=args.seed, progress=not args.no_progress)
+             seed=args.seed, progress=not args.no_progress, inception=args.inception_weights)
     return 0
 
 

@@ -101,6 +101,17 @@ def data_choice() -> str:
         return f"could not resolve the data source: {exc}"
 
 
+def inception_choice() -> str:
+    """Which InceptionV3 weights the optional Inception FID would use (never downloaded)."""
+    try:
+        from qgan_widgets.inception import ENV_VAR, find_weights
+
+        path = find_weights()
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal for info
+        return f"unusable: {exc}"
+    return str(path) if path else f"none (optional: ${ENV_VAR} or data/inception/*.h5)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets info", description=__doc__.splitlines()[0])
     parser.add_argument("--no-runtime", action="store_true", help="check versions only, import nothing heavy")
@@ -113,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         problems += runtime_problems
     rows += [("cpu cores", str(os.cpu_count())), ("QGAN_FAST", os.environ.get("QGAN_FAST", "0"))]
     rows.append(("SAT-4 data", data_choice()))
+    rows.append(("Inception weights", inception_choice()))
     width = max(len(k) for k, _ in rows)
     print("qgan_widgets environment")
     for key, value in rows:

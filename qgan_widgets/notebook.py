@@ -25,8 +25,6 @@ import os
 import platform
 import sys
 
-import numpy as np
-
 from qgan_widgets.training import Callback
 
 __all__ = ["fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "show_figure", "figure_image",

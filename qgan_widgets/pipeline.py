@@ -81,9 +81,7 @@ class Workspace:
         self.real_features = extractor.features(x_eval)
         self.real_feature_stats = metrics.feature_stats(self.real_features)
         self.n_eval = len(x_eval)
-        pick = np.random.default_rng(self.seed).permutation(len(dataset.x_train))[:self.n_eval]
-        recon = vae.reconstruct(dataset.x_train[np.sort(pick)])
-        self.floor = self.score_images(recon, seed=self.seed, name="FD floor")
+        self.floor = self.score_images(self.reconstruction_images(), seed=self.seed, name="FD floor")
         self.vae_report = vae_diagnostics(vae, x_eval)
         if verbose:
             print(f"[workspace] reconstruction floor: {self.floor}")
@@ -183,6 +181,12 @@ class Workspace:
         return f"Workspace({self.describe()})"
 
     # -- scores --------------------------------------------------------------------------------
+    def reconstruction_images(self) -> np.ndarray:
+        """The VAE reconstructions (float in [0, 1]) behind the floor: ``n_eval`` training tiles
+        picked with the workspace's seed (the same every call)."""
+        pick = np.random.default_rng(self.seed).permutation(len(self.dataset.x_train))[:self.n_eval]
+        return self.vae.reconstruct(self.dataset.x_train[np.sort(pick)])
+
     def score_images(self, x, seed: int | None = None, name: str = "FD") -> metrics.Score:
         """FD between classifier features of images ``x`` (uint8, or float in [0, 1]) and those of
         the real evaluation images, as a :class:`~qgan_widgets.metrics.Score`."""

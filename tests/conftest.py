@@ -29,4 +29,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "qgan-cache"
     monkeypatch.setenv("QGAN_CACHE_DIR", str(cache))
     monkeypatch.delenv("QGAN_SAT4_PATH", raising=False)
+    monkeypatch.delenv("QGAN_INCEPTION_WEIGHTS", raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """A no-top InceptionV3 weights file (random weights, 75x75 inputs): the Keras layout of the
+    real ImageNet file, which cannot be downloaded here."""
+    import qgan_widgets  # noqa: F401  (Keras guard first)
+    import tf_keras as keras
+
+    path = tmp_path_factory.mktemp("inception") / "inception_v3_random_notop.h5"
+    keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                   input_shape=(75, 75, 3)).save_weights(str(path))
+    return path

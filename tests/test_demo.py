@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import qgan_widgets  # noqa: F401  (Keras guard first)
@@ -19,7 +20,9 @@ def test_command_line_options(monkeypatch, tmp_path):
     monkeypatch.setattr(qgan_widgets, "FAST", False)
     assert demo.main(["--out", str(tmp_path), "--seed", "3", "--backend", "tfq", "--data", "x.mat"]) == 0
     assert calls[-1] == {"quick": False, "out": str(tmp_path), "source": "x.mat", "backend": "tfq",
-                         "seed": 3, "progress": True}
+                         "seed": 3, "progress": True, "inception": None}
+    demo.main(["--inception-weights", "w.h5"])
+    assert calls[-1]["inception"] == "w.h5"
     demo.main(["--quick", "--no-progress"])
     assert calls[-1]["quick"] is True and calls[-1]["out"] == "runs/demo" and calls[-1]["progress"] is False
     monkeypatch.setattr(qgan_widgets, "FAST", True)
@@ -48,9 +51,12 @@ def test_backend_choice():
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end_run(tmp_path, capsys):
+def test_tiny_end_to_end_run(tmp_path, capsys, inception_weights):
+    from qgan_widgets.inception import InceptionFeatures
+
     out = tmp_path / "demo"
-    summary = demo.run_demo(quick=True, out=out, seed=0, steps=100, progress=False)
+    inception = InceptionFeatures(inception_weights, image_size=75)  # random weights: the plumbing only
+    summary = demo.run_demo(quick=True, out=out, seed=0, steps=100, progress=False, inception=inception)
     printed = capsys.readouterr().out
     assert SUMMARY_KEYS <= set(summary)
     assert json.loads((out / "summary.json").read_text()) == summary
@@ -67,12 +73,17 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
     for name in ("summary.json", "metrics.csv", "evals.csv", "samples.png", "fd_curve.png"):
         assert (out / name).stat().st_size > 100, name
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fid = summary["fid_inception"]  # the extra FID on the RGB bands of the same images
+    assert fid["n_samples"] == summary["n_samples"] and fid["feature_dim"] == 2048 and fid["seed"] == 0
+    assert all(np.isfinite(fid[k]) and fid[k] >= 0 for k in ("floor", "quantum", "classical"))
+    assert "Inception FID (RGB" in printed
     lines = (out / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("generator,step,d_loss") and len(lines) == 1 + 2 * 100
     for name in ("quantum", "classical"):
         assert (out / name / "config.json").is_file() and (out / name / "checkpoints").is_dir()
     # Running again with the same settings resumes the finished runs instead of retraining.
-    again = demo.run_demo(quick=True, out=out, seed=0, steps=100, progress=False)
+    again = demo.run_demo(quick=True, out=out, seed=0, steps=100, progress=False, inception=False)
     assert "resuming" in capsys.readouterr().out
     assert again["fd_generated"] == summary["fd_generated"]
     assert again["fd_classical"] == summary["fd_classical"]
+    assert again["fid_inception"] is None

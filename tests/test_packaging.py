@@ -85,7 +85,7 @@ def test_legacy_keras_switched_off_explicitly_is_refused():
 def test_info_command_passes_on_this_stack():
     r = subprocess.run([sys.executable, "-m", "qgan_widgets", "info"], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "tfq check" in r.stdout and "All checks passed" in r.stdout and "SAT-4 data" in r.stdout
+    assert "tfq check" in r.stdout and "All checks passed" in r.stdout and "SAT-4 data" in r.stdout and "Inception weights" in r.stdout
 
 
 def test_cli_rejects_unknown_commands():
