@@ -16,8 +16,8 @@ else the first ``*.h5`` file in ``data/inception/`` of the checkout. Either Kera
 ``inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5`` (no classifier, any image size >= 75)
 or the full ``inception_v3_weights_tf_dim_ordering_tf_kernels.h5`` (299x299 only). Nothing is ever
 downloaded. ``python -m qgan_widgets demo`` adds ``fid_inception`` to its summary when weights are
-found (about 1.7 s per 64 images at 299x299 on 2 cores: 3-4 minutes for the full demo's 4 x 2,000
-images).
+found (about 33 images/s at 299x299 on 2 cores: 1 minute for ``--quick``'s 4 x 500 images, about 4
+for the full demo's 4 x 2,000).
 
     ext = InceptionFeatures("data/inception/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
     ext.score(real_tiles, generated_tiles)     # a metrics.Score named "FID (Inception, RGB)"
