@@ -18,8 +18,8 @@ With InceptionV3 weights on disk (``--inception-weights``, ``$QGAN_INCEPTION_WEI
 ``data/inception/*.h5``; see :mod:`qgan_widgets.inception`) the summary also gets ``fid_inception``:
 the FID on the RGB bands of the same images, for the floor and both trained generators.
 
-``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (~3 min on 2 cores; the full one
-takes ~10 min). Interrupted runs resume from their checkpoints when the demo is run again with
+``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (about 20 s on 2 cores once the
+stack is installed; the full one takes about a minute). Interrupted runs resume from their checkpoints when the demo is run again with
 the same settings. Notebook ``04_training_latent_style_qgan`` walks through the same steps.
 """
 from __future__ import annotations
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets demo", description=(
         "The main job: data -> VAE -> quantum and classical latent GANs -> FD scores."))
     parser.add_argument("--quick", action="store_true",
-                        help="small configuration, ~3 min on 2 cores (default when QGAN_FAST=1)")
+                        help="small configuration, ~20 s on 2 cores (default when QGAN_FAST=1)")
     parser.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     parser.add_argument("--data", default=None, metavar="PATH",
                         help="SAT-4 .mat file or CSV folder (default: data/sat4/, $QGAN_SAT4_PATH, else the stand-in)")
