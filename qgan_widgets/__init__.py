@@ -4,7 +4,7 @@ Importing the package selects Keras 2 (tf_keras) for TensorFlow before TensorFlo
 :mod:`qgan_widgets._tf`), so import it before tensorflow. Modules, in reading order:
 
 ``data`` (SAT-4 and the built-in stand-in; + ``sat4``, ``cache``, ``standin``) -> ``views`` (band
-views, grids) -> ``vae`` -> ``circuits`` -> ``generators`` (+ ``backends``, ``statevector``,
+views, grids) -> ``vae`` (+ ``vae_tuning``, ``modelfiles``) -> ``circuits`` -> ``generators`` (+ ``backends``, ``statevector``,
 ``statevector_plan``) -> ``critic`` -> ``training`` (+ ``trainconfig``, ``rundir``) -> ``metrics`` /
 ``features`` (+ ``inception``) -> ``pipeline`` -> ``demo`` / ``experiments`` (+ ``sweepconfig``, ``scaling``,
 ``optimum``) -> ``widgets``. ``docs/DESIGN.md`` has the full module map.

@@ -24,7 +24,7 @@ import numpy as np
 
 from qgan_widgets import metrics
 from qgan_widgets.data import CLASS_NAMES, IMAGE_SHAPE, cache_dir, to_float
-from qgan_widgets.vae import load_weights, atomic_directory, read_config
+from qgan_widgets.modelfiles import atomic_directory, load_weights, read_config
 
 __all__ = ["FeatureExtractor", "FeatureExtractorError", "DEFAULT_EPOCHS", "FAST_EPOCHS"]
 

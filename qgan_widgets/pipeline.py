@@ -26,7 +26,8 @@ import numpy as np
 
 from qgan_widgets import data, metrics
 from qgan_widgets.features import FeatureExtractor
-from qgan_widgets.vae import VAE, VAEError, train_vae, vae_diagnostics
+from qgan_widgets.vae import VAE, VAEError, train_vae
+from qgan_widgets.vae_tuning import vae_diagnostics
 
 __all__ = ["Workspace", "WorkspaceError", "FAST_SIZES", "FULL_SIZES"]
 
@@ -63,7 +64,7 @@ class Workspace:
       generator can land somewhat below it (latents slightly off the real ones can decode to
       tiles the classifier finds closer to real), which means the floor is reached, not that the
       generator beats the VAE;
-    - ``vae_report``: :func:`qgan_widgets.vae.vae_diagnostics` on the evaluation images.
+    - ``vae_report``: :func:`qgan_widgets.vae_tuning.vae_diagnostics` on the evaluation images.
     """
 
     def __init__(self, dataset, vae: VAE, extractor: FeatureExtractor, seed: int = 0,

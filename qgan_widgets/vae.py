@@ -2,9 +2,9 @@
 
 The latent GAN never sees pixels: generators produce latent vectors in [-1, 1] (quantum readouts
 live there) and this VAE's decoder turns them into tiles. The paper stresses that tuning the
-autoencoder is crucial, so the module ships the diagnostics for it: :func:`vae_diagnostics`
-(reconstruction error, KL per latent dimension, saturation at +-1, warnings in plain words) and
-:func:`beta_sweep`. Notebook ``02_vae_latent_space`` teaches all of it.
+autoencoder is crucial, so :mod:`qgan_widgets.vae_tuning` ships the diagnostics for it:
+``vae_diagnostics`` (reconstruction error, KL per latent dimension, saturation at +-1, warnings in
+plain words) and ``beta_sweep``. Notebook ``02_vae_latent_space`` teaches all of it.
 
 How latents are bounded (the choice, and why it is exact)
     The encoder outputs a Gaussian posterior ``q(u|x) = N(mu(x), diag(sigma^2(x)))`` over an
@@ -15,7 +15,7 @@ How latents are bounded (the choice, and why it is exact)
     because ``tanh`` is an invertible map applied to both posterior and prior, this *equals* the KL
     between the bounded posterior and the bounded prior (``tanh`` of a standard normal), so nothing
     is approximated. Under that prior only ~2% of values lie beyond +-0.98 (``|u| > 2.3``); many
-    more in the encoded data means the encoder is saturating the bound (:func:`vae_diagnostics`
+    more in the encoded data means the encoder is saturating the bound (``vae_diagnostics``
     warns).
 
 Loss per image: sum of squared errors over the 28*28*4 values (a Gaussian decoder with fixed
@@ -26,16 +26,12 @@ with almost no saturation and the same reconstruction error. Training 10,000 til
 ~25 s on 2 CPU cores (2,000 x 12 in ``QGAN_FAST`` mode: ~10 s).
 
 Saved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
-``decoder.weights.h5``), written atomically; no pickle.
+``decoder.weights.h5``), written atomically (:mod:`qgan_widgets.modelfiles`); no pickle.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -43,28 +39,12 @@ from typing import Callable
 import numpy as np
 
 from qgan_widgets.data import IMAGE_SHAPE, to_float
+from qgan_widgets.modelfiles import FORMAT_VERSION, atomic_directory, load_weights, read_config
 
-__all__ = [
-    "VAE",
-    "VAEError",
-    "train_vae",
-    "vae_diagnostics",
-    "beta_sweep",
-    "SATURATION_LEVEL",
-    "COLLAPSE_KL",
-]
+__all__ = ["VAE", "VAEError", "train_vae", "DEFAULT_EPOCHS", "FAST_EPOCHS"]
 
-SATURATION_LEVEL = 0.98
-"""A latent value with ``|z| > 0.98`` counts as saturated at the bound."""
-SATURATION_WARN = 0.05
-"""Warn when more than this share of encoded latent values saturate (the prior has ~2%)."""
-COLLAPSE_KL = 0.02
-"""A latent dimension whose mean KL (nats) is below this carries no information: collapsed."""
-EXPLAINED_WARN = 0.6
-"""Warn when reconstructions explain less than this share of the pixel variance."""
 DEFAULT_EPOCHS = 20
 FAST_EPOCHS = 12
-FORMAT_VERSION = 1
 _WEIGHTS = ("encoder.weights.h5", "decoder.weights.h5")
 
 
@@ -245,62 +225,6 @@ class VAE:
 
 
 # ---------------------------------------------------------------------------------------------
-# saving helpers (shared with qgan_widgets.features)
-
-@contextlib.contextmanager
-def atomic_directory(path: Path):
-    """Yield a fresh temporary directory beside ``path``; on success it replaces ``path``.
-
-    On an error or interrupt the temporary directory is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / "x")
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def read_config(path: Path, kind: str, error: type[Exception]) -> dict:
-    """Read and check ``path/config.json`` written by a ``save`` of ``kind``."""
-    cfg = Path(path) / "config.json"
-    if not Path(path).is_dir():
-        raise error(f"{path}: no saved model here (expected a directory with config.json)")
-    try:
-        meta = json.loads(cfg.read_text())
-    except FileNotFoundError:
-        raise error(f"{path}: config.json is missing") from None
-    except (OSError, ValueError) as e:
-        raise error(f"{cfg}: unreadable ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != kind or "config" not in meta:
-        raise error(f"{cfg}: not a saved {kind} (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise error(f"{cfg}: written by a newer qgan_widgets (format {meta['format_version']})")
-    return meta
-
-
-def load_weights(path: Path, models, files, error: type[Exception]) -> None:
-    for model, name in zip(models, files):
-        f = Path(path) / name
-        if not f.is_file():
-            raise error(f"{path}: weights file {name} is missing")
-        try:
-            model.load_weights(str(f))
-        except (OSError, ValueError) as e:
-            raise error(f"{f}: the weights do not fit the configured architecture or are "
-                        f"corrupt ({str(e).splitlines()[0][:200]})") from None
-
-
-# ---------------------------------------------------------------------------------------------
 # training
 
 def _beta_for(beta, anneal_epochs: int, epoch: int, base: float) -> float:
@@ -312,7 +236,7 @@ def _beta_for(beta, anneal_epochs: int, epoch: int, base: float) -> float:
     return target
 
 
-def _split_validation(x, validation, seed: int):
+def split_validation(x, validation, seed: int):
     if validation is None or (np.isscalar(validation) and float(validation) == 0.0):
         return x, None
     if np.isscalar(validation):
@@ -360,7 +284,7 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         raise VAEError(f"train_vae: images must have shape (N, 28, 28, 4), got {x.shape}")
     if len(x) < 2:
         raise VAEError(f"train_vae: at least 2 images are needed, got {len(x)}")
-    x_train, x_val = _split_validation(x, validation, seed)
+    x_train, x_val = split_validation(x, validation, seed)
     x_train = x_train if x_train.dtype == np.uint8 else to_float(x_train)
     if x_val is not None:
         x_val = vae._images(x_val)
@@ -436,104 +360,3 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         if progress is not None:
             progress(epoch, logs)
     return history
-
-
-# ---------------------------------------------------------------------------------------------
-# diagnostics
-
-def vae_diagnostics(vae: VAE, x, batch_size: int = 1024) -> dict:
-    """Check a trained VAE on images ``x``: reconstruction, KL per dimension, saturation, warnings.
-
-    Returns a dict: ``n_images``, ``recon_mse`` (per value, images in [0, 1]), ``pixel_variance``,
-    ``explained_variance`` (1 - recon_mse / pixel_variance), ``kl_per_dim`` (mean KL in nats per
-    latent dimension; ~0 means posterior collapse), ``collapsed_dims`` (KL below
-    ``COLLAPSE_KL`` = 0.02), ``latent_std`` per dimension, ``saturation`` (share of encoded values
-    with ``|z| > 0.98``; ~0.02 for the prior) and ``saturation_per_dim``, and ``warnings``: plain
-    sentences, empty when all looks fine. Notebook ``02_vae_latent_space``.
-    """
-    a = vae._images(x)
-    if len(a) < 2:
-        raise VAEError(f"vae_diagnostics: at least 2 images are needed, got {len(a)}")
-    mu, logvar = (v.astype(np.float64) for v in vae.posterior(a, batch_size))
-    logvar = np.clip(logvar, -12.0, 8.0)
-    z = np.tanh(mu)
-    recon = vae.decode(z.astype(np.float32), batch_size)
-    mse = float(np.mean((recon.astype(np.float64) - a) ** 2))
-    var = float(np.var(a, dtype=np.float64))
-    explained = 1.0 - mse / var if var > 0 else math.nan
-    kl = (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
-    sat_dim = (np.abs(z) > SATURATION_LEVEL).mean(axis=0)
-    sat = float(sat_dim.mean())
-    collapsed = [int(i) for i in np.flatnonzero(kl < COLLAPSE_KL)]
-    warnings = []
-    if collapsed:
-        warnings.append(
-            f"posterior collapse: latent dimension(s) {collapsed} carry almost no information "
-            f"(KL < {COLLAPSE_KL} nats); lower beta, anneal it (anneal_epochs), or use fewer latent "
-            f"dimensions")
-    if sat > SATURATION_WARN:
-        worst = int(np.argmax(sat_dim))
-        warnings.append(
-            f"{sat:.0%} of latent values sit at the +-1 bound (|z| > {SATURATION_LEVEL}; worst: "
-            f"dimension {worst} with {sat_dim[worst]:.0%}); a generator cannot reach them easily: "
-            f"raise beta")
-    if math.isfinite(explained) and explained < EXPLAINED_WARN:
-        warnings.append(
-            f"reconstructions are poor: they explain only {explained:.0%} of the pixel variance "
-            f"(MSE {mse:.4f}); train longer, lower beta, or use more latent dimensions")
-    return {"n_images": int(len(a)), "latent_dim": vae.latent_dim, "recon_mse": mse,
-            "pixel_variance": var, "explained_variance": explained,
-            "kl_per_dim": [float(v) for v in kl], "kl_total": float(kl.sum()),
-            "collapsed_dims": collapsed, "latent_std": [float(v) for v in z.std(axis=0)],
-            "saturation": sat, "saturation_per_dim": [float(v) for v in sat_dim],
-            "warnings": warnings}
-
-
-def beta_sweep(x, betas=(0.03, 0.1, 0.3, 1.0), latent_dims=(4,), epochs: int | None = None,
-               extractor=None, x_eval=None, seed: int = 0, base_filters: int = 16,
-               batch_size: int | None = None, anneal_epochs: int = 0, verbose: bool = True):
-    """Train one VAE per (latent_dim, beta) and tabulate how well each serves a latent GAN.
-
-    ``x``: training images; ``x_eval``: held-out images to judge on (default: 20% of ``x`` held
-    out with ``seed``). With a feature ``extractor`` (a :class:`qgan_widgets.features.FeatureExtractor`
-    or anything with ``score(real, fake, seed) -> Score``) each row also gets ``floor_fd``, the
-    reconstruction floor as :class:`qgan_widgets.pipeline.Workspace` computes it: FD between the
-    extractor's features of the held-out images and of reconstructions of as many training images,
-    what a latent GAN matching the real latents exactly would score on that VAE.
-
-    Returns a ``pandas.DataFrame``, one row per model: ``latent_dim, beta, recon_mse,
-    explained_variance, floor_fd, kl_mean, kl_min, kl_max, collapsed_dims, saturation, warnings,
-    train_seconds``. Notebook ``02_vae_latent_space``.
-    """
-    import pandas as pd
-
-    x = np.asarray(x)
-    if x_eval is None:
-        x, x_eval = _split_validation(x, 0.2, seed)
-    x_floor = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:len(x_eval)])]
-    rows = []
-    for latent_dim in latent_dims:
-        for beta in betas:
-            t0 = time.perf_counter()
-            vae = VAE(latent_dim=latent_dim, beta=beta, base_filters=base_filters, seed=seed)
-            train_vae(vae, x, epochs=epochs, batch_size=batch_size, validation=None, seed=seed,
-                      anneal_epochs=anneal_epochs, verbose=False)
-            seconds = time.perf_counter() - t0
-            d = vae_diagnostics(vae, x_eval)
-            floor = math.nan
-            if extractor is not None:
-                floor = float(extractor.score(x_eval, vae.reconstruct(x_floor), seed=seed).value)
-            kl = np.array(d["kl_per_dim"])
-            rows.append({"latent_dim": latent_dim, "beta": float(beta), "recon_mse": d["recon_mse"],
-                         "explained_variance": d["explained_variance"], "floor_fd": floor,
-                         "kl_mean": float(kl.mean()), "kl_min": float(kl.min()),
-                         "kl_max": float(kl.max()), "collapsed_dims": len(d["collapsed_dims"]),
-                         "saturation": d["saturation"], "warnings": " | ".join(d["warnings"]),
-                         "train_seconds": seconds})
-            if verbose:
-                r = rows[-1]
-                print(f"[beta_sweep] latent_dim {latent_dim}, beta {beta:g}: recon MSE "
-                      f"{r['recon_mse']:.5f}, floor FD {floor:.3g}, KL/dim {r['kl_min']:.2f}.."
-                      f"{r['kl_max']:.2f}, saturation {r['saturation']:.1%} ({seconds:.0f} s)"
-                      + (" WARNING: " + r["warnings"] if r["warnings"] else ""))
-    return pd.DataFrame(rows)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from qgan_widgets import data
-from qgan_widgets.vae import VAE, VAEError, atomic_directory, beta_sweep, train_vae, vae_diagnostics
+from qgan_widgets.modelfiles import atomic_directory
+from qgan_widgets.vae import VAE, VAEError, train_vae
+from qgan_widgets.vae_tuning import beta_sweep, vae_diagnostics
 
 
 @pytest.fixture(scope="module")
