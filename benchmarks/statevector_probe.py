@@ -21,7 +21,7 @@ import json, sys, time
 t_import = time.perf_counter()
 import numpy as np
 from qgan_widgets._tf import tf
-from qgan_widgets.circuits import style_circuit, readout_observables
+from qgan_widgets.quantum.circuits import style_circuit, readout_observables
 backend, n, L, batch, steps, options = json.loads(sys.argv[1])
 theta = tf.constant(np.random.default_rng(0).uniform(-3, 3, (batch, style_circuit(n, L).num_gates)).astype(np.float32))
 t0 = time.perf_counter()
@@ -35,7 +35,7 @@ if backend == "tfq":
     names = tf.constant(style.symbol_names)
     f = lambda th: layer(circ, symbol_names=names, symbol_values=th, operators=ops)
 else:
-    from qgan_widgets.statevector import StateVectorBackend, flops_per_step
+    from qgan_widgets.quantum.statevector import StateVectorBackend, flops_per_step
     f = StateVectorBackend(style, obs, **options)
 
 @tf.function

@@ -1,23 +1,34 @@
 """qgan_widgets: learn, teach and explore hybrid latent style-based quantum GANs in Jupyter.
 
 Importing the package selects Keras 2 (tf_keras) for TensorFlow before TensorFlow is loaded (see
-:mod:`qgan_widgets._tf`), so import it before tensorflow. Modules, in reading order:
+:mod:`qgan_widgets._tf`), so import it before tensorflow. The code sits in wings, read bottom-up;
+each wing's ``__init__`` is its public face::
 
-``data`` (SAT-4 and the built-in stand-in; + ``sat4``, ``cache``, ``standin``) -> ``views`` (band
-views, grids) -> ``vae`` (+ ``vae_tuning``, ``modelfiles``) -> ``circuits`` -> ``generators`` (+ ``backends``, ``statevector``,
-``statevector_plan``) -> ``critic`` -> ``training`` (+ ``trainconfig``, ``rundir``) -> ``metrics`` /
-``features`` (+ ``inception``) -> ``pipeline`` -> ``demo`` / ``experiments`` (+ ``sweepconfig``, ``scaling``,
-``optimum``) -> ``widgets``. ``docs/DESIGN.md`` has the full module map.
+    import qgan_widgets as qw
+    qw.data.load_dataset()            # data:     SAT-4 and the stand-in, views
+    qw.quantum.style_circuit(4, 2)    # quantum:  the style circuit and its simulators
+    qw.models.QuantumGenerator(4, 2)  # models:   generators, VAE, critic
+    qw.scores.frechet_distance(...)   # scores:   FD, KID, stability, feature extractors
+    qw.pipeline.Workspace.prepare()   # pipeline: data + VAE + extractor, cached
+    qw.training.TrainConfig(...)      # training: the WGAN-GP trainer
+    qw.study.SweepConfig.load("quick")  # study:  the capacity sweep and its analysis
+    qw.teaching.versions_table()      # teaching: notebook helpers and exercises
+    qw.widgets.Explorer()             # widgets:  the Explorer dashboard
+    qw.apps.run_demo(quick=True)      # apps:     what ``python -m qgan_widgets`` runs
 
-TensorFlow itself is imported lazily by the modules that need it, so ``python -m qgan_widgets
-info`` can diagnose a broken stack.
+Imports only point down: data, quantum -> models -> scores -> pipeline -> training -> study,
+teaching -> widgets -> apps (kept by an import-linter contract in ``pyproject.toml``).
+``docs/DESIGN.md`` has the wing map. A wing is imported when first used (``qw.models`` loads
+TensorFlow; ``import qgan_widgets`` alone does not), so ``python -m qgan_widgets info`` can
+diagnose a broken stack.
 """
 from __future__ import annotations
 
+import importlib as _importlib
 import os as _os
 import sys as _sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The Keras guard, without importing TensorFlow yet (qgan_widgets._tf does the full check).
 if _os.environ.get("TF_USE_LEGACY_KERAS") is None:
@@ -29,3 +40,17 @@ if "tensorflow" in _sys.modules:
 
 FAST = _os.environ.get("QGAN_FAST", "0") not in ("", "0", "false", "False")
 """True when ``QGAN_FAST=1``: notebooks and demos use their small configurations."""
+
+WINGS = ("data", "quantum", "models", "scores", "pipeline", "training", "study", "teaching", "widgets", "apps")
+"""The package's wings, bottom-up (``pipeline`` is a module, the others subpackages)."""
+
+
+def __getattr__(name: str):
+    """Import a wing on first use: ``qw.models`` works after a bare ``import qgan_widgets``."""
+    if name in WINGS:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(WINGS))

@@ -9,10 +9,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "info": ("qgan_widgets.info", "check the installed stack and say which SAT-4 data would be used"),
-    "demo": ("qgan_widgets.demo", "the main job: VAE, quantum and classical latent GANs, FD scores"),
-    "bench": ("qgan_widgets.bench", "benchmarks (e.g. `bench generator`): figures, not tests"),
-    "sweep": ("qgan_widgets.experiments", "the capacity-scaling study on Ray"),
+    "info": ("qgan_widgets.apps.info", "check the installed stack and say which SAT-4 data would be used"),
+    "demo": ("qgan_widgets.apps.demo", "the main job: VAE, quantum and classical latent GANs, FD scores"),
+    "bench": ("qgan_widgets.apps.bench", "benchmarks (e.g. `bench generator`): figures, not tests"),
+    "sweep": ("qgan_widgets.apps.sweep", "the capacity-scaling study on Ray"),
 }
 
 

@@ -24,10 +24,11 @@ import time
 
 import numpy as np
 
-from qgan_widgets import data, metrics
-from qgan_widgets.features import FeatureExtractor
-from qgan_widgets.vae import VAE, VAEError, train_vae
-from qgan_widgets.vae_tuning import vae_diagnostics
+from qgan_widgets import data
+from qgan_widgets.scores import metrics
+from qgan_widgets.scores.features import FeatureExtractor
+from qgan_widgets.models.vae import VAE, VAEError, train_vae
+from qgan_widgets.models.vae_tuning import vae_diagnostics
 
 __all__ = ["Workspace", "WorkspaceError", "FAST_SIZES", "FULL_SIZES"]
 
@@ -51,12 +52,12 @@ class Workspace:
 
     Build it with :meth:`prepare` (or directly from a dataset and trained models). Attributes:
 
-    - ``dataset`` (:class:`qgan_widgets.data.Dataset`), ``vae``, ``extractor``, ``latent_dim``,
+    - ``dataset`` (:class:`qgan_widgets.data.dataset.Dataset`), ``vae``, ``extractor``, ``latent_dim``,
       ``seed``;
     - ``real_latents``: float32 ``(n_train, latent_dim)`` in [-1, 1], the encoded training tiles;
     - ``real_features`` / ``real_feature_stats``: classifier features of the evaluation images
       (the test split) and their (mean, covariance);
-    - ``floor``: the reconstruction floor, a :class:`~qgan_widgets.metrics.Score`: FD between VAE
+    - ``floor``: the reconstruction floor, a :class:`~qgan_widgets.scores.metrics.Score`: FD between VAE
       reconstructions of as many *training* tiles as there are evaluation images and the real
       evaluation images (separate images on both sides, like a generated score, so the floor
       carries the same small-sample bias). It is what a generator that matched the real latents
@@ -64,7 +65,7 @@ class Workspace:
       generator can land somewhat below it (latents slightly off the real ones can decode to
       tiles the classifier finds closer to real), which means the floor is reached, not that the
       generator beats the VAE;
-    - ``vae_report``: :func:`qgan_widgets.vae_tuning.vae_diagnostics` on the evaluation images.
+    - ``vae_report``: :func:`qgan_widgets.models.vae_tuning.vae_diagnostics` on the evaluation images.
     """
 
     def __init__(self, dataset, vae: VAE, extractor: FeatureExtractor, seed: int = 0,
@@ -102,17 +103,17 @@ class Workspace:
                 verbose: bool = True) -> "Workspace":
         """Load the data, train or load the cached VAE and feature extractor, encode the latents.
 
-        - ``source``: data source as in :func:`qgan_widgets.data.load_dataset` (None: real SAT-4 if
+        - ``source``: data source as in :func:`qgan_widgets.data.dataset.load_dataset` (None: real SAT-4 if
           found, else the stand-in, said in one printed line).
         - ``fast``: None follows ``QGAN_FAST``; fast uses ``FAST_SIZES`` (2,000 / 500 images) and
           the VAE's fast epoch count, else ``FULL_SIZES`` (10,000 / 2,000). ``n_train`` /
           ``n_test`` override the sizes (class-balanced subsets drawn with ``seed``).
-        - ``latent_dim``, ``vae_options`` (other :class:`~qgan_widgets.vae.VAE` arguments, e.g.
+        - ``latent_dim``, ``vae_options`` (other :class:`~qgan_widgets.models.vae.VAE` arguments, e.g.
           ``beta``), ``vae_epochs`` (default 8 fast / 20), ``extractor_epochs``: the models.
         - ``cache``: load and store the trained models under ``data.cache_dir()``.
         """
         from qgan_widgets import FAST
-        from qgan_widgets import vae as vae_module
+        from qgan_widgets.models import vae as vae_module
 
         fast = FAST if fast is None else bool(fast)
         sizes = FAST_SIZES if fast else FULL_SIZES
@@ -130,7 +131,7 @@ class Workspace:
         vae = cls._vae(dataset, config, epochs, seed, cache, verbose)
         ext_epochs = extractor_epochs
         if ext_epochs is None:
-            from qgan_widgets import features
+            from qgan_widgets.scores import features
 
             ext_epochs = features.FAST_EPOCHS if fast else features.DEFAULT_EPOCHS
         extractor = FeatureExtractor.for_dataset(dataset, epochs=ext_epochs, seed=seed,
@@ -190,7 +191,7 @@ class Workspace:
 
     def score_images(self, x, seed: int | None = None, name: str = "FD") -> metrics.Score:
         """FD between classifier features of images ``x`` (uint8, or float in [0, 1]) and those of
-        the real evaluation images, as a :class:`~qgan_widgets.metrics.Score`."""
+        the real evaluation images, as a :class:`~qgan_widgets.scores.metrics.Score`."""
         feats = self.extractor.features(x)
         value = metrics.frechet_distance(*metrics.feature_stats(feats), *self.real_feature_stats)
         return metrics.Score(value=value, name=name, n_real=self.n_eval, n_fake=len(feats),
@@ -225,7 +226,7 @@ class Workspace:
     # -- evaluation during training ------------------------------------------------------------
     def noise_batch(self, n: int, noise_dim: int, seed: int = 0) -> np.ndarray:
         """The fixed standard-normal noise batch ``(n, noise_dim)`` for ``seed`` (made once)."""
-        from qgan_widgets.generators import sample_noise
+        from qgan_widgets.models.generators import sample_noise
 
         key = (int(n), int(noise_dim), int(seed))
         with self._lock:

@@ -7,8 +7,8 @@ import cirq
 import numpy as np
 import pytest
 
-from qgan_widgets import circuits
-from qgan_widgets.circuits import count_parameters, gate_table, readout_observables, style_circuit
+from qgan_widgets.quantum import circuits
+from qgan_widgets.quantum import count_parameters, gate_table, readout_observables, style_circuit
 
 
 # -- counts -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import pytest
 
 import qgan_widgets  # noqa: F401  (Keras guard first)
 from qgan_widgets._tf import keras, tf
-from qgan_widgets.critic import LEAKY_SLOPE, Critic, critic_count_parameters
+from qgan_widgets.models.critic import LEAKY_SLOPE
+from qgan_widgets.models import Critic, critic_count_parameters
 
 
 @pytest.mark.parametrize("latent_dim,width,depth", [(4, 32, 2), (2, 8, 1), (8, 64, 3), (1, 1, 1), (6, 16, 4)])

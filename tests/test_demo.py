@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import qgan_widgets  # noqa: F401  (Keras guard first)
-from qgan_widgets import demo
+from qgan_widgets.apps import demo
 
 SUMMARY_KEYS = {"fd_generated", "fd_untrained", "fd_reconstruction_floor", "fd_classical", "n_samples",
                 "feature_dim", "seed", "dataset", "generator_params", "classical_params", "backend",
@@ -37,7 +37,7 @@ def test_configurations():
     quick, full = demo.train_config(True, seed=4), demo.train_config(False)
     assert quick.seed == 4 and quick.steps < full.steps
     assert full.steps % full.eval_every == 0 and quick.steps % quick.eval_every == 0
-    from qgan_widgets.circuits import count_parameters, latent_dim_for
+    from qgan_widgets.quantum import count_parameters, latent_dim_for
 
     assert latent_dim_for(demo.QUANTUM["num_qubits"], demo.QUANTUM["readout"]) == 4
     assert count_parameters(demo.QUANTUM["num_qubits"], demo.QUANTUM["num_layers"], demo.QUANTUM["entangler"]) == 88
@@ -52,7 +52,7 @@ def test_backend_choice():
 
 @pytest.mark.slow
 def test_tiny_end_to_end_run(tmp_path, capsys, inception_weights):
-    from qgan_widgets.inception import InceptionFeatures
+    from qgan_widgets.scores import InceptionFeatures
 
     out = tmp_path / "demo"
     inception = InceptionFeatures(inception_weights, image_size=75)  # random weights: the plumbing only

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from qgan_widgets import circuits, exercises as ex
-from qgan_widgets.critic import Critic, critic_count_parameters
+from qgan_widgets.quantum import circuits
+from qgan_widgets.teaching import exercises as ex
+from qgan_widgets.models import Critic, critic_count_parameters
 
 
 def verdict(capsys, fn, *args, **kwargs):
@@ -130,7 +131,7 @@ def test_critic_parameters_match_the_model(capsys):
 
 
 def test_classical_parameters(capsys):
-    from qgan_widgets.generators import ClassicalGenerator
+    from qgan_widgets.models import ClassicalGenerator
 
     gen = ClassicalGenerator(4, 4, (8, 8), seed=0)
     n = gen.count_parameters()
@@ -165,7 +166,7 @@ def test_ndvi(capsys):
     assert not ex.check_ndvi([200, 10], [50, 30], [0.6, 0.5, 0.1])
     assert "shape" in capsys.readouterr().out
     # the package's NDVI view agrees
-    from qgan_widgets.views import ndvi
+    from qgan_widgets.data import ndvi
 
     tile = np.zeros((1, 1, 4), np.uint8)
     tile[..., 0], tile[..., 3] = 50, 200

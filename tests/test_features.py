@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qgan_widgets import data
-from qgan_widgets.features import FeatureExtractor, FeatureExtractorError
-from qgan_widgets.metrics import Score
+from qgan_widgets.data import dataset as data
+from qgan_widgets.scores import FeatureExtractor, FeatureExtractorError
+from qgan_widgets.scores import Score
 
 
 @pytest.fixture(scope="module")

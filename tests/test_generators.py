@@ -11,11 +11,11 @@ import cirq
 import numpy as np
 import pytest
 
-from qgan_widgets import generators as G
+from qgan_widgets.models import generators as G
 from qgan_widgets._tf import tf
-from qgan_widgets.circuits import ENTANGLERS, READOUTS, count_parameters
+from qgan_widgets.quantum import ENTANGLERS, READOUTS, count_parameters
 
-HAS_STATEVECTOR = importlib.util.find_spec("qgan_widgets.statevector") is not None
+HAS_STATEVECTOR = importlib.util.find_spec("qgan_widgets.quantum.statevector") is not None
 
 
 def _cirq_expectations(gen: G.QuantumGenerator, noise: np.ndarray) -> np.ndarray:
@@ -364,7 +364,7 @@ def test_sample_noise_is_seeded_standard_normal():
 # -- the benchmark's plumbing (figures are not tested) ----------------------------------------
 
 def test_bench_generator_runs_and_writes_rows(tmp_path, capsys):
-    from qgan_widgets import bench
+    from qgan_widgets.apps import bench
 
     assert bench.parse_sizes("3x1, 5X2") == [(3, 1), (5, 2)]
     with pytest.raises(ValueError, match="not QUBITSxLAYERS"):
@@ -409,7 +409,7 @@ def test_checkpoints_restore_into_a_rebuilt_generator(tmp_path):
         np.testing.assert_array_equal(other(noise).numpy(), gen(noise).numpy())
 
 
-@pytest.mark.skipif(not HAS_STATEVECTOR, reason="qgan_widgets.statevector is not there yet")
+@pytest.mark.skipif(not HAS_STATEVECTOR, reason="qgan_widgets.quantum.statevector is not there yet")
 def test_statevector_backend_gives_tfqs_outputs_and_gradients_through_the_generator():
     tfq_gen = G.QuantumGenerator(4, 2, readout="xz", seed=30, init_scale=1.0)
     sv_gen = G.build_generator(**{**tfq_gen.config(), "backend": "statevector"})

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import qgan_widgets  # noqa: F401  (Keras guard first)
-from qgan_widgets import inception
-from qgan_widgets.inception import InceptionError, InceptionFeatures, find_weights
+from qgan_widgets.scores import inception
+from qgan_widgets.scores import InceptionError, InceptionFeatures, find_weights
 
 
 def tiles(n, seed=0, bright=0):
@@ -85,7 +85,7 @@ def test_weights_are_found_from_the_argument_the_environment_or_data_inception(t
 
 
 def test_the_demo_refuses_bad_inception_weights_before_training(tmp_path):
-    from qgan_widgets import demo
+    from qgan_widgets.apps import demo
 
     out = tmp_path / "demo"
     with pytest.raises(InceptionError, match="nope.h5: no such file"):

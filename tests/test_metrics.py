@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from qgan_widgets import metrics
-from qgan_widgets.metrics import MetricError, Score, fd_from_samples, frechet_distance, judge_stability, kid
+from qgan_widgets.scores import metrics
+from qgan_widgets.scores import MetricError, Score, fd_from_samples, frechet_distance, judge_stability, kid
 
 
 def _random_cov(d, rng, rank=None):

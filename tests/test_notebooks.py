@@ -44,7 +44,7 @@ def test_the_sequence_is_complete():
 
 
 def test_the_map_and_the_readme_list_every_notebook():
-    from qgan_widgets import notebook
+    from qgan_widgets.teaching import notebook
 
     assert [name for name, _, _ in notebook.NOTEBOOKS] == list(EXPECTED)
     assert list(notebook.sequence().index) == list(EXPECTED)
@@ -54,7 +54,7 @@ def test_the_map_and_the_readme_list_every_notebook():
 
 
 def test_versions_table_names_the_stack():
-    from qgan_widgets import notebook
+    from qgan_widgets.teaching import notebook
 
     table = notebook.versions_table()
     for row in ("Python", "TensorFlow", "tf_keras", "TensorFlow Quantum", "Cirq", "qsimcirq", "NumPy",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qgan_widgets import info
+from qgan_widgets.apps import info
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from qgan_widgets import data, vae as vae_module
+from qgan_widgets.data import dataset as data
+from qgan_widgets.models import vae as vae_module
 from qgan_widgets._tf import keras, tf
-from qgan_widgets.features import FeatureExtractor
-from qgan_widgets.metrics import Score
+from qgan_widgets.scores import FeatureExtractor
+from qgan_widgets.scores import Score
 from qgan_widgets.pipeline import Workspace, WorkspaceError
 
 pytestmark = pytest.mark.slow  # preparing the workspace (stand-in, VAE, extractor) takes ~15-30 s on 2 cores
@@ -111,9 +112,10 @@ def test_evaluator_scores_and_fixed_samples(ws):
 
 
 def test_training_sample_grids_say_which_data(ws, tmp_path, monkeypatch):
-    from qgan_widgets import rundir, training
-    from qgan_widgets.critic import Critic
-    from qgan_widgets.generators import ClassicalGenerator
+    from qgan_widgets.training import rundir
+    from qgan_widgets.training import trainer as training
+    from qgan_widgets.models import Critic
+    from qgan_widgets.models import ClassicalGenerator
 
     titles = []
     monkeypatch.setattr(rundir, "_save_grid", lambda images, path, title: titles.append(title))
@@ -124,7 +126,7 @@ def test_training_sample_grids_say_which_data(ws, tmp_path, monkeypatch):
 
 
 def test_evaluator_with_the_package_generator(ws):
-    from qgan_widgets.generators import ClassicalGenerator
+    from qgan_widgets.models import ClassicalGenerator
 
     scores, samples = ws.evaluator(n_samples=64, n_grid=4)(ClassicalGenerator(noise_dim=4, latent_dim=4), 0)
     assert scores["scores"]["fd"]["n_fake"] == 64 and samples.shape == (4, 28, 28, 4)

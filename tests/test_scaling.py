@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qgan_widgets import optimum, scaling
-from qgan_widgets.optimum import (
-    OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_exponential, fit_power, optimal_critic,
-)
-from qgan_widgets.scaling import analyze
+from qgan_widgets.study import optimum
+from qgan_widgets.study import analysis as scaling
+from qgan_widgets.study import OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_exponential, fit_power, optimal_critic
+from qgan_widgets.study import analyze
 
 
 def trial(kind="quantum", label="g1", cg=50, width=8, cp=100, seed=0, fd=1.0, stable=True, status="done"):

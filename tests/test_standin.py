@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from qgan_widgets import standin
-from qgan_widgets.standin import synthetic_sat4
+from qgan_widgets.data import standin
+from qgan_widgets.data import synthetic_sat4
 
 # Per-class mean R, G, B, NIR and NDVI of the 100 real images (table in the sample's README.md).
 REAL = {

@@ -14,9 +14,9 @@ from qgan_widgets._tf import tf  # noqa: I001  (TensorFlow before TFQ)
 import cirq
 import tensorflow_quantum as tfq
 
-from qgan_widgets import statevector as sv
-from qgan_widgets.circuits import ENTANGLERS, READOUTS, readout_observables, style_circuit
-from qgan_widgets.statevector import MemoryLimitError, StateVectorBackend, StateVectorError
+from qgan_widgets.quantum import statevector as sv
+from qgan_widgets.quantum import ENTANGLERS, READOUTS, readout_observables, style_circuit
+from qgan_widgets.quantum import MemoryLimitError, StateVectorBackend, StateVectorError
 
 SMALL = {"none": [(1, 1), (3, 2)], "cry-ring": [(1, 2), (2, 2), (4, 2)], "cry-pairs": [(3, 1), (3, 2)],
          "cz-ring": [(2, 1), (4, 2)]}

@@ -18,10 +18,12 @@ import pytest
 
 import qgan_widgets  # noqa: F401  (Keras guard first)
 from qgan_widgets._tf import keras, tf
-from qgan_widgets.critic import Critic, critic_count_parameters
-from qgan_widgets import rundir, trainconfig, training
-from qgan_widgets.rundir import latest_checkpoint
-from qgan_widgets.trainconfig import STEP_KEYS, Callback, TrainConfig, TrainingDiverged
+from qgan_widgets.models import Critic, critic_count_parameters
+from qgan_widgets.training import rundir
+from qgan_widgets.training import config as trainconfig
+from qgan_widgets.training import trainer as training
+from qgan_widgets.training import latest_checkpoint
+from qgan_widgets.training import STEP_KEYS, Callback, TrainConfig, TrainingDiverged
 from qgan_widgets.training import WGANGPTrainer, gradient_penalty, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +118,7 @@ def test_trainer_rejects_mismatched_inputs():
         WGANGPTrainer(g, Critic(3, 8), real_latents(), fast_config())
     with pytest.raises(ValueError, match=r"real_latents must have shape \(N, 2\)"):
         WGANGPTrainer(g, Critic(2, 8), np.zeros((10, 3)), fast_config())
-    from qgan_widgets.generators import QuantumGenerator
+    from qgan_widgets.models import QuantumGenerator
 
     with pytest.raises(ValueError, match="tfq|statevector"):  # qsim has no gradients
         WGANGPTrainer(QuantumGenerator(2, 1, backend="qsim"), Critic(2, 8), real_latents(), fast_config())
@@ -316,7 +318,7 @@ def test_sigkilled_process_resumes_to_the_same_result(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(TOY_SOURCE + textwrap.dedent(f"""
         import sys, time
-        from qgan_widgets.critic import Critic, critic_count_parameters
+        from qgan_widgets.models.critic import Critic, critic_count_parameters
         from qgan_widgets.training import Callback, TrainConfig, WGANGPTrainer
 
         class Slow(Callback):
@@ -458,7 +460,7 @@ class TinyWorkspace:
         def evaluate(generator, step):
             z = np.asarray(generator(tf.constant(np.random.default_rng(0).standard_normal(
                 (500, generator.noise_dim)), tf.float32)))
-            from qgan_widgets import metrics
+            from qgan_widgets.scores import metrics
 
             return {"fd": metrics.fd_from_samples(z, self.real_latents)}, None
 
@@ -497,7 +499,7 @@ def test_run_training_builds_trains_and_summarises(tmp_path):
 @pytest.mark.slow
 def test_quantum_generator_resumes_exactly(tmp_path):
     """The demo's path: a style-circuit generator on the fast state-vector backend."""
-    from qgan_widgets.generators import QuantumGenerator
+    from qgan_widgets.models import QuantumGenerator
 
     z = np.random.default_rng(0).uniform(-0.5, 0.5, (500, 2)).astype(np.float32)
     cfg = fast_config(steps=24, eval_every=6, checkpoint_every=8, lr_generator=1e-2, jit_compile=True)
@@ -550,7 +552,7 @@ def test_saving_sample_grids_leaves_a_notebooks_matplotlib_alone(tmp_path):
 
 
 def test_jit_compile_is_chosen_per_generator_and_refused_where_xla_cannot_go():
-    from qgan_widgets.generators import ClassicalGenerator, QuantumGenerator
+    from qgan_widgets.models import ClassicalGenerator, QuantumGenerator
 
     z = real_latents(200)
     critic = Critic(2, 8, seed=1)

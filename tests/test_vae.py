@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from qgan_widgets import data
-from qgan_widgets.modelfiles import atomic_directory
-from qgan_widgets.vae import VAE, VAEError, train_vae
-from qgan_widgets.vae_tuning import beta_sweep, vae_diagnostics
+from qgan_widgets.data import dataset as data
+from qgan_widgets.models.files import atomic_directory
+from qgan_widgets.models import VAE, VAEError, train_vae
+from qgan_widgets.models import beta_sweep, vae_diagnostics
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ class _FakeExtractor:
     """Duck-typed extractor: FD on per-band means (enough to exercise the floor column)."""
 
     def score(self, real, fake, seed=None):
-        from qgan_widgets import metrics
+        from qgan_widgets.scores import metrics
 
         f = lambda x: data.to_float(x).mean(axis=(1, 2)).astype(np.float64)  # noqa: E731
         return metrics.Score(metrics.fd_from_samples(f(real), f(fake)), "FD", len(real), len(fake), 4,

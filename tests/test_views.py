@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from qgan_widgets import data, views  # noqa: E402
+from qgan_widgets.data import dataset as data  # noqa: E402
+from qgan_widgets.data import views
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from qgan_widgets.circuits import count_parameters
-from qgan_widgets.critic import critic_count_parameters
-from qgan_widgets.generators import classical_count_parameters
+from qgan_widgets.quantum import count_parameters
+from qgan_widgets.models import critic_count_parameters
+from qgan_widgets.models import classical_count_parameters
 from qgan_widgets.training import latest_checkpoint
 from qgan_widgets.widgets import Explorer, ExplorerError, ExplorerState
 from qgan_widgets.widgets.state import LOCKED_KEYS, MAX_QUBITS
@@ -265,7 +265,7 @@ def test_errors_land_in_the_output_pane(workspace, tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for o in ex.views["output"].outputs)
     assert "no gradient" in text and "Traceback" in text
     assert not ex.controls["num_qubits"].disabled and not ex.buttons["train"].disabled
-    from qgan_widgets.generators import NotDifferentiableError
+    from qgan_widgets.quantum import NotDifferentiableError
 
     with pytest.raises(NotDifferentiableError):
         ex.run_sync(steps=2)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import ipywidgets as W
 
-from qgan_widgets.circuits import ENTANGLERS
+from qgan_widgets.quantum.circuits import ENTANGLERS
 from qgan_widgets.widgets import plots
 from qgan_widgets.widgets.runner import Runner
 from qgan_widgets.widgets.state import (

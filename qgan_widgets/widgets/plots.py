@@ -14,7 +14,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from qgan_widgets import views
+from qgan_widgets.data import views
 
 __all__ = ["new_figure", "to_png", "draw_losses", "draw_fd", "draw_placeholder", "sample_mosaic", "image_png",
            "samples_caption", "circuit_html", "counts_html"]
@@ -117,7 +117,7 @@ SVG_MAX_GATES = 120
 def _quantum_html(num_qubits: int, num_layers: int, entangler: str) -> str:
     import html
 
-    from qgan_widgets import circuits
+    from qgan_widgets.quantum import circuits
 
     style = circuits.style_circuit(num_qubits, num_layers, entangler)
     caption = (f"style circuit: {style.num_qubits} qubits x {style.num_layers} layers, entangler "

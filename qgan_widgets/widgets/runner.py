@@ -1,6 +1,6 @@
 """The Explorer's runner: trains the state's configuration through the package's training loop.
 
-A run is a :class:`~qgan_widgets.training.WGANGPTrainer` with a run directory (records, sample
+A run is a :class:`~qgan_widgets.training.trainer.WGANGPTrainer` with a run directory (records, sample
 grids, checkpoints) under ``runs_dir``. :meth:`Runner.start` trains in a worker thread, so the
 kernel stays responsive and other cells run meanwhile; :meth:`Runner.run_sync` trains in the
 calling thread (scripts, tests). Progress reaches the :class:`~qgan_widgets.widgets.state.ExplorerState`
@@ -23,7 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from qgan_widgets.training import Callback, TrainConfig, TrainingDiverged, WGANGPTrainer
+from qgan_widgets.training.config import Callback, TrainConfig, TrainingDiverged
+from qgan_widgets.training.trainer import WGANGPTrainer
 from qgan_widgets.widgets.state import (
     ExplorerError, ExplorerState, check_value, critic_config, generator_config, latent_dim_of, run_key,
 )
@@ -135,7 +136,7 @@ class Runner:
 
     def run_sync(self, steps: int | None = None):
         """Train ``steps`` (default: the state's) more steps in this thread; returns the
-        :class:`~qgan_widgets.training.TrainResult` (status ``"diverged"`` included) and re-raises
+        :class:`~qgan_widgets.training.trainer.TrainResult` (status ``"diverged"`` included) and re-raises
         any other error after showing it."""
         config, steps = self._begin(steps)
         self._sync = True
@@ -228,8 +229,8 @@ class Runner:
         st.revision += 1
 
     def _new_run(self, config: dict, ws) -> None:
-        from qgan_widgets.critic import Critic
-        from qgan_widgets.generators import build_generator
+        from qgan_widgets.models.critic import Critic
+        from qgan_widgets.models.generators import build_generator
 
         generator = build_generator(**generator_config(config))
         if hasattr(generator, "check_trainable"):

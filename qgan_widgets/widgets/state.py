@@ -13,9 +13,10 @@ import math
 from traitlets import Any, Float, HasTraits, Int, List, TraitError, Unicode, validate
 
 from qgan_widgets import FAST
-from qgan_widgets.circuits import ENTANGLERS, READOUTS, count_parameters, entangler_pairs, latent_dim_for
-from qgan_widgets.critic import critic_count_parameters
-from qgan_widgets.generators import BACKENDS, DEFAULT_BACKEND, classical_count_parameters
+from qgan_widgets.quantum.circuits import ENTANGLERS, READOUTS, count_parameters, entangler_pairs, latent_dim_for
+from qgan_widgets.models.critic import critic_count_parameters
+from qgan_widgets.quantum.backends import BACKENDS, DEFAULT_BACKEND
+from qgan_widgets.models.generators import classical_count_parameters
 
 __all__ = ["ExplorerState", "ExplorerError", "defaults", "check_value", "check_config", "CONFIG_KEYS",
            "LOCKED_KEYS", "ACTIVE", "STATUSES", "LABELS", "MAX_QUBITS", "MAX_LAYERS", "MAX_WIDTH",

@@ -1,0 +1,26 @@
+"""Models: the generators (quantum and classical), the VAE and the critic.
+
+Imports :mod:`qgan_widgets.data` and :mod:`qgan_widgets.quantum`. Taught in notebooks
+``02_vae_latent_space`` (VAE), ``03_style_quantum_generator`` and ``04_training_latent_style_qgan``.
+
+- :mod:`.generators`: :class:`QuantumGenerator`, :class:`ClassicalGenerator`, noise, rebuilding from a config;
+- :mod:`.vae`: the convolutional VAE with latents in [-1, 1], and its training;
+- :mod:`.vae_tuning`: the VAE's diagnostics and the beta / latent-size sweep;
+- :mod:`.critic`: the WGAN critic with a width knob;
+- :mod:`.files`: saved models (atomic directories of ``config.json`` + Keras weights).
+"""
+from __future__ import annotations
+
+from qgan_widgets.models.generators import (
+    QuantumGenerator, ClassicalGenerator, build_generator, sample_noise, classical_count_parameters,
+    classical_hidden_for_budget,
+)
+from qgan_widgets.models.vae import VAE, VAEError, train_vae
+from qgan_widgets.models.vae_tuning import vae_diagnostics, beta_sweep
+from qgan_widgets.models.critic import Critic, critic_count_parameters
+
+__all__ = [
+    "QuantumGenerator", "ClassicalGenerator", "build_generator", "sample_noise",
+    "classical_count_parameters", "classical_hidden_for_budget", "VAE", "VAEError", "train_vae",
+    "vae_diagnostics", "beta_sweep", "Critic", "critic_count_parameters",
+]

@@ -1,0 +1,363 @@
+"""A small convolutional VAE for 28x28x4 SAT-4 tiles, with latents bounded to [-1, 1].
+
+The latent GAN never sees pixels: generators produce latent vectors in [-1, 1] (quantum readouts
+live there) and this VAE's decoder turns them into tiles. The paper stresses that tuning the
+autoencoder is crucial, so :mod:`qgan_widgets.models.vae_tuning` ships the diagnostics for it:
+``vae_diagnostics`` (reconstruction error, KL per latent dimension, saturation at +-1, warnings in
+plain words) and ``beta_sweep``. Notebook ``02_vae_latent_space`` teaches all of it.
+
+How latents are bounded (the choice, and why it is exact)
+    The encoder outputs a Gaussian posterior ``q(u|x) = N(mu(x), diag(sigma^2(x)))`` over an
+    unbounded pre-latent ``u``. The latent is ``z = tanh(u)``: in training the decoder sees
+    ``tanh(mu + sigma * eps)``, and downstream (``encode``, the GAN's real latents) the latent is
+    the deterministic ``z = tanh(mu(x))``. ``decode`` takes any ``z`` in [-1, 1]. The KL term is the
+    usual closed form on ``u``, ``0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2)`` against ``N(0, I)``;
+    because ``tanh`` is an invertible map applied to both posterior and prior, this *equals* the KL
+    between the bounded posterior and the bounded prior (``tanh`` of a standard normal), so nothing
+    is approximated. Under that prior only ~2% of values lie beyond +-0.98 (``|u| > 2.3``); many
+    more in the encoded data means the encoder is saturating the bound (``vae_diagnostics``
+    warns).
+
+Loss per image: sum of squared errors over the 28*28*4 values (a Gaussian decoder with fixed
+variance 1/2) plus ``beta`` times the KL. Defaults: ``latent_dim=4``, ``beta=0.1``,
+``base_filters=16``, Adam 1e-3, batch 128 (32 for small sets), 20 epochs (12 with ``QGAN_FAST=1``). On the stand-in,
+``beta=1`` left two of four dimensions collapsed and ``beta=0.03`` saturated one; 0.1 uses all four
+with almost no saturation and the same reconstruction error. Training 10,000 tiles x 20 epochs takes
+~25 s on 2 CPU cores (2,000 x 12 in ``QGAN_FAST`` mode: ~10 s).
+
+Saved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
+``decoder.weights.h5``), written atomically (:mod:`qgan_widgets.models.files`); no pickle.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qgan_widgets.data.sat4 import IMAGE_SHAPE
+from qgan_widgets.data.dataset import to_float
+from qgan_widgets.models.files import FORMAT_VERSION, atomic_directory, load_weights, read_config
+
+__all__ = ["VAE", "VAEError", "train_vae", "DEFAULT_EPOCHS", "FAST_EPOCHS"]
+
+DEFAULT_EPOCHS = 20
+FAST_EPOCHS = 12
+_WEIGHTS = ("encoder.weights.h5", "decoder.weights.h5")
+
+
+class VAEError(ValueError):
+    """A VAE cannot be built, trained, saved or loaded as asked (the message says why)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+class VAE:
+    """Convolutional VAE for float [0, 1] tiles ``(N, 28, 28, 4)`` with latents in [-1, 1].
+
+    ``VAE(latent_dim=4, beta=0.1, base_filters=16, hidden=128, seed=0)``. Encoder: two stride-2
+    3x3 convolutions (``base_filters``, ``2*base_filters``), a dense layer of ``hidden`` units, then
+    the posterior mean and log-variance. Decoder: the mirror image with a sigmoid output. Weights are
+    initialised deterministically from ``seed``. Train with :func:`train_vae`; ``beta`` here is the
+    default KL weight it uses. See the module docstring for how the latent is bounded.
+    """
+
+    def __init__(self, latent_dim: int = 4, beta: float = 0.1, base_filters: int = 16,
+                 hidden: int = 128, seed: int = 0):
+        cfg = self.make_config(latent_dim, beta, base_filters, hidden, seed)
+        self.latent_dim, self.beta = cfg["latent_dim"], cfg["beta"]
+        self.base_filters, self.hidden, self.seed = cfg["base_filters"], cfg["hidden"], cfg["seed"]
+        self.encoder, self.decoder = self._build()
+        self.history: dict[str, list] = {}
+        self.trained_epochs = 0
+        self._compile_inference()
+
+    def _build(self):
+        from qgan_widgets._tf import keras
+
+        L, f, s = keras.layers, self.base_filters, self.seed
+        counter = iter(range(1000))
+
+        def init():
+            return keras.initializers.GlorotUniform(seed=s * 1000 + next(counter))
+
+        conv = dict(kernel_size=3, strides=2, padding="same", activation="relu")
+        x = keras.Input(IMAGE_SHAPE, name="image")
+        h = L.Conv2D(f, kernel_initializer=init(), **conv)(x)  # 14x14
+        h = L.Conv2D(2 * f, kernel_initializer=init(), **conv)(h)  # 7x7
+        h = L.Dense(self.hidden, activation="relu", kernel_initializer=init())(L.Flatten()(h))
+        mu = L.Dense(self.latent_dim, kernel_initializer=init(), name="mu")(h)
+        logvar = L.Dense(self.latent_dim, kernel_initializer=init(), name="logvar")(h)
+        encoder = keras.Model(x, [mu, logvar], name="vae_encoder")
+
+        z = keras.Input((self.latent_dim,), name="latent")
+        g = L.Dense(self.hidden, activation="relu", kernel_initializer=init())(z)
+        g = L.Dense(7 * 7 * 2 * f, activation="relu", kernel_initializer=init())(g)
+        g = L.Reshape((7, 7, 2 * f))(g)
+        g = L.Conv2DTranspose(2 * f, kernel_initializer=init(), **conv)(g)  # 14x14
+        g = L.Conv2DTranspose(f, kernel_initializer=init(), **conv)(g)  # 28x28
+        out = L.Conv2D(IMAGE_SHAPE[-1], 3, padding="same", activation="sigmoid",
+                       kernel_initializer=init())(g)
+        decoder = keras.Model(z, out, name="vae_decoder")
+        return encoder, decoder
+
+    def _compile_inference(self) -> None:
+        from qgan_widgets._tf import tf
+
+        enc, dec = self.encoder, self.decoder
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
+        def encode_fn(x):
+            return enc(x, training=False)
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, self.latent_dim), tf.float32)])
+        def decode_fn(z):
+            return dec(z, training=False)
+
+        self._encode_fn, self._decode_fn = encode_fn, decode_fn
+
+    # -- configuration ---------------------------------------------------------------------------
+    @staticmethod
+    def make_config(latent_dim: int = 4, beta: float = 0.1, base_filters: int = 16,
+                    hidden: int = 128, seed: int = 0) -> dict:
+        """The checked configuration dict of ``VAE(...)`` with these arguments, without building it."""
+        for name, v in (("latent_dim", latent_dim), ("base_filters", base_filters),
+                        ("hidden", hidden)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise VAEError(f"VAE: {name} must be a positive integer, got {v!r}")
+        if not isinstance(beta, (int, float, np.number)) or not (math.isfinite(beta) and beta >= 0):
+            raise VAEError(f"VAE: beta must be a finite number >= 0, got {beta!r}")
+        return {"latent_dim": int(latent_dim), "beta": float(beta), "base_filters": int(base_filters),
+                "hidden": int(hidden), "seed": int(seed)}
+
+    def config(self) -> dict:
+        """The constructor arguments (JSON-able); ``VAE(**vae.config())`` rebuilds the architecture."""
+        return {"latent_dim": self.latent_dim, "beta": self.beta,
+                "base_filters": self.base_filters, "hidden": self.hidden, "seed": self.seed}
+
+    def count_parameters(self) -> int:
+        return int(self.encoder.count_params() + self.decoder.count_params())
+
+    def __repr__(self) -> str:
+        c = ", ".join(f"{k}={v}" for k, v in self.config().items())
+        return f"VAE({c}; {self.count_parameters():,} parameters, {self.trained_epochs} epochs trained)"
+
+    # -- inference -------------------------------------------------------------------------------
+    def _images(self, x) -> np.ndarray:
+        a = to_float(x)
+        if a.ndim == 3:
+            a = a[None]
+        if a.ndim != 4 or a.shape[1:] != IMAGE_SHAPE:
+            raise VAEError(f"VAE: images must have shape (N, 28, 28, 4), got {a.shape}")
+        return a
+
+    def posterior(self, x, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and log-variance ``(N, latent_dim)`` float32 of the unbounded posterior ``q(u|x)``."""
+        a = self._images(x)
+        mus, lvs = [], []
+        for i in range(0, len(a), batch_size):
+            mu, lv = self._encode_fn(a[i:i + batch_size])
+            mus.append(mu.numpy())
+            lvs.append(lv.numpy())
+        if not mus:
+            return (np.zeros((0, self.latent_dim), np.float32),) * 2
+        return np.concatenate(mus), np.concatenate(lvs)
+
+    def encode(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Deterministic latents ``tanh(mu(x))``: float32 ``(N, latent_dim)`` in [-1, 1].
+
+        ``x``: uint8 images or float images in [0, 1], ``(N, 28, 28, 4)`` (or one image).
+        """
+        return np.tanh(self.posterior(x, batch_size)[0]).astype(np.float32)
+
+    def decode(self, z, batch_size: int = 1024) -> np.ndarray:
+        """Images float32 ``(N, 28, 28, 4)`` in [0, 1] from latents ``z`` ``(N, latent_dim)`` in [-1, 1]."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise VAEError(f"VAE: latents must have shape (N, {self.latent_dim}), got {z.shape}")
+        if not np.all(np.isfinite(z)):
+            raise VAEError("VAE: latents contain NaN or inf")
+        if z.size and np.max(np.abs(z)) > 1.0 + 1e-5:
+            raise VAEError(f"VAE: latents must lie in [-1, 1], got values up to {np.max(np.abs(z)):.3g}")
+        out = [self._decode_fn(z[i:i + batch_size]).numpy() for i in range(0, len(z), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, *IMAGE_SHAPE), np.float32)
+
+    def reconstruct(self, x, batch_size: int = 1024) -> np.ndarray:
+        """``decode(encode(x))``: the deterministic reconstruction, float32 in [0, 1]."""
+        return self.decode(self.encode(x, batch_size), batch_size)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the VAE to directory ``path`` (config.json + Keras HDF5 weights), atomically.
+
+        The training history is kept in config.json; the optimizer state is not saved (training a
+        loaded VAE further starts a fresh Adam)."""
+        path = Path(path)
+        history = {k: [None if isinstance(v, float) and not math.isfinite(v) else v for v in vals]
+                   for k, vals in self.history.items()}
+        meta = {"format": "qgan_widgets.VAE", "format_version": FORMAT_VERSION,
+                "config": self.config(), "trained_epochs": self.trained_epochs,
+                "latent_bounding": "z = tanh(mu); KL on the unbounded Gaussian", "history": history}
+        with atomic_directory(path) as tmp:
+            self.encoder.save_weights(str(tmp / _WEIGHTS[0]))
+            self.decoder.save_weights(str(tmp / _WEIGHTS[1]))
+            (tmp / "config.json").write_text(json.dumps(meta, indent=1, allow_nan=False))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "VAE":
+        """Read a VAE written by :meth:`save`; :class:`VAEError` names what is missing or wrong."""
+        path = Path(path)
+        meta = read_config(path, "qgan_widgets.VAE", VAEError)
+        try:
+            vae = cls(**meta["config"])
+        except TypeError as e:
+            raise VAEError(f"{path / 'config.json'}: bad VAE configuration: {e}") from None
+        load_weights(path, [vae.encoder, vae.decoder], _WEIGHTS, VAEError)
+        vae.trained_epochs = int(meta.get("trained_epochs", 0))
+        vae.history = meta.get("history") or {}
+        return vae
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+def _beta_for(beta, anneal_epochs: int, epoch: int, base: float) -> float:
+    if callable(beta):
+        return float(beta(epoch))
+    target = base if beta is None else float(beta)
+    if anneal_epochs > 0:
+        return target * min(1.0, (epoch + 1) / anneal_epochs)
+    return target
+
+
+def split_validation(x, validation, seed: int):
+    if validation is None or (np.isscalar(validation) and float(validation) == 0.0):
+        return x, None
+    if np.isscalar(validation):
+        frac = float(validation)
+        if not 0.0 < frac < 1.0:
+            raise VAEError(f"train_vae: validation must be a fraction in (0, 1), images, or None, got {validation!r}")
+        n_val = max(1, int(round(len(x) * frac)))
+        if n_val >= len(x):
+            raise VAEError(f"train_vae: {len(x)} images are too few to hold out {frac:.0%} for validation")
+        idx = np.random.default_rng(seed + 7919).permutation(len(x))
+        return x[np.sort(idx[n_val:])], x[np.sort(idx[:n_val])]
+    return x, np.asarray(validation)
+
+
+def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = None, beta=None,
+              anneal_epochs: int = 0, validation=0.1, learning_rate: float = 1e-3, seed: int = 0,
+              verbose: bool = True, progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Train ``vae`` on images ``x`` (uint8 or float [0, 1], ``(N, 28, 28, 4)``); return the history.
+
+    - ``epochs``: default 20 (12 when ``QGAN_FAST=1``).
+    - ``batch_size``: default 128, or 32 below 5,000 training images (small sets need more,
+      smaller steps: 2,000 tiles x 12 epochs at 32 reconstruct as well as 10,000 x 20 at 128).
+    - ``beta``: KL weight; None uses ``vae.beta``; a callable ``beta(epoch) -> float`` gives any
+      schedule. ``anneal_epochs > 0`` warms the weight up linearly from ``beta/anneal_epochs`` to
+      ``beta`` over that many epochs (helps against posterior collapse at large ``beta``).
+    - ``validation``: a fraction of ``x`` held out (default 0.1, chosen with ``seed``), validation
+      images, or None.
+    - ``seed``: batch order and the reparameterisation noise (weights are seeded by the VAE).
+    - ``verbose`` prints one line per epoch; ``progress(epoch, logs)`` is called after each epoch.
+
+    The history dict has one list per key: ``epoch, beta, loss, recon_mse, kl, val_recon_mse,
+    val_kl, seconds``; ``recon_mse`` is per value (image pixels x bands), ``kl`` in nats per image
+    summed over latent dimensions. It is also appended to ``vae.history``. Notebook ``02_vae_latent_space``.
+    """
+    from qgan_widgets import FAST
+    from qgan_widgets._tf import keras, tf
+
+    epochs = (FAST_EPOCHS if FAST else DEFAULT_EPOCHS) if epochs is None else int(epochs)
+    x = np.asarray(x)
+    if batch_size is None:
+        batch_size = 32 if len(x) < 5000 else 128
+    if epochs < 0 or batch_size < 1:
+        raise VAEError(f"train_vae: epochs must be >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+        raise VAEError(f"train_vae: images must have shape (N, 28, 28, 4), got {x.shape}")
+    if len(x) < 2:
+        raise VAEError(f"train_vae: at least 2 images are needed, got {len(x)}")
+    x_train, x_val = split_validation(x, validation, seed)
+    x_train = x_train if x_train.dtype == np.uint8 else to_float(x_train)
+    if x_val is not None:
+        x_val = vae._images(x_val)
+
+    opt = keras.optimizers.Adam(learning_rate)
+    noise = tf.random.Generator.from_seed(seed)
+    variables = vae.encoder.trainable_variables + vae.decoder.trainable_variables
+    n_values = float(np.prod(IMAGE_SHAPE))
+
+    def losses(xb, training):
+        mu, logvar = vae.encoder(xb, training=training)
+        logvar = tf.clip_by_value(logvar, -12.0, 8.0)
+        u = mu + tf.exp(0.5 * logvar) * noise.normal(tf.shape(mu))
+        x_hat = vae.decoder(tf.tanh(u), training=training)
+        sse = tf.reduce_sum(tf.square(xb - x_hat), axis=[1, 2, 3])
+        kl = 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - 1.0 - logvar, axis=1)
+        return tf.reduce_mean(sse), tf.reduce_mean(kl)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32),
+                                  tf.TensorSpec((), tf.float32)])
+    def train_step(xb, beta_t):
+        with tf.GradientTape() as tape:
+            sse, kl = losses(xb, True)
+            loss = sse + beta_t * kl
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, sse, kl
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
+    def eval_step(xb):
+        mu, logvar = vae.encoder(xb, training=False)
+        x_hat = vae.decoder(tf.tanh(mu), training=False)
+        sse = tf.reduce_sum(tf.square(xb - x_hat), axis=[1, 2, 3])
+        logvar = tf.clip_by_value(logvar, -12.0, 8.0)
+        kl = 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - 1.0 - logvar, axis=1)
+        return tf.reduce_sum(sse), tf.reduce_sum(kl)
+
+    history: dict[str, list] = {k: [] for k in ("epoch", "beta", "loss", "recon_mse", "kl",
+                                                "val_recon_mse", "val_kl", "seconds")}
+    rng = np.random.default_rng(seed)
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        b = _beta_for(beta, anneal_epochs, epoch, vae.beta)
+        if not (math.isfinite(b) and b >= 0):
+            raise VAEError(f"train_vae: beta for epoch {epoch} is {b!r}; it must be finite and >= 0")
+        order = rng.permutation(len(x_train))
+        tot = np.zeros(3)
+        for i in range(0, len(order), batch_size):
+            idx = np.sort(order[i:i + batch_size])
+            xb = to_float(x_train[idx])
+            out = train_step(xb, np.float32(b))
+            tot += np.array([float(v) for v in out]) * len(idx)
+        tot /= len(order)
+        if not np.all(np.isfinite(tot)):
+            raise VAEError(f"train_vae: the loss became NaN/inf in epoch {epoch + 1}; lower the "
+                           f"learning rate ({learning_rate}) or beta ({b})")
+        val_mse = val_kl = math.nan
+        if x_val is not None and len(x_val):
+            sums = np.zeros(2)
+            for i in range(0, len(x_val), 1024):
+                sums += [float(v) for v in eval_step(x_val[i:i + 1024])]
+            val_mse, val_kl = sums[0] / len(x_val) / n_values, sums[1] / len(x_val)
+        vae.trained_epochs += 1
+        logs = {"epoch": vae.trained_epochs, "beta": b, "loss": tot[0],
+                "recon_mse": tot[1] / n_values, "kl": tot[2], "val_recon_mse": val_mse,
+                "val_kl": val_kl, "seconds": time.perf_counter() - t0}
+        for k, v in logs.items():
+            history[k].append(float(v) if k != "epoch" else int(v))
+            vae.history.setdefault(k, []).append(history[k][-1])
+        if verbose:
+            val = f", val recon MSE {val_mse:.5f}" if x_val is not None else ""
+            print(f"[vae] epoch {epoch + 1}/{epochs}: recon MSE {logs['recon_mse']:.5f}{val}, "
+                  f"KL {tot[2]:.2f} nats, beta {b:g} ({logs['seconds']:.1f} s)")
+        if progress is not None:
+            progress(epoch, logs)
+    return history

@@ -1,0 +1,336 @@
+"""The capacity-scaling study: sweeps of generator x critic x seed trials on Ray, then the fits.
+
+Taught in notebook ``06_capacity_scaling``. A sweep (:class:`SweepConfig`, a YAML or JSON file; defined
+in :mod:`qgan_widgets.study.sweep`) is a grid of generator configurations
+(quantum: qubits x layers x entangler; classical: hidden widths) x critic widths x seeds with one
+training configuration. This module runs it: every trial trains through the package's
+own loop (:func:`qgan_widgets.training.trainer.run_training`) and is a Ray task (one CPU, one TensorFlow
+thread), locally by default or on an existing cluster with ``address=``. Trials have stable ids
+(a hash of their configuration); each result is appended to ``results.jsonl`` as it completes and
+``trials.csv`` is rewritten atomically, so an interrupted sweep loses nothing and a re-run runs only
+the missing or failed trials. :mod:`qgan_widgets.study.analysis` then finds the optimal critic per
+generator and fits ``ln C_D* = a + b C_G`` (:func:`analyze`).
+
+The command line (``python -m qgan_widgets sweep``) is :mod:`qgan_widgets.apps.sweep`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+from qgan_widgets.study.analysis import analyze
+from qgan_widgets.training.rundir import atomic_write_text
+from qgan_widgets.study.sweep import SweepConfig, count_params, generator_label
+
+RESULTS, TRIALS = "results.jsonl", "trials.csv"
+LOSS_KEYS = ("d_loss", "g_loss", "w_estimate")
+SUMMARY_KEYS = ("final_fd", "final_fd_latent", "fd_reconstruction_floor", "stable", "stability_reasons",
+                "rel_spread", "wall_time_s", "steps", "dataset", "message") + LOSS_KEYS
+IGNORED_KEYS = ("status", "out_dir", "generator_config")  # summary keys with a record column of another meaning
+COLUMNS = [
+    "trial_id", "generator_kind", "generator_label", "generator_params", "critic_width", "critic_depth",
+    "critic_params", "seed", "final_fd", "final_fd_latent", "fd_reconstruction_floor", "stable",
+    "stability_reasons", "rel_spread", *LOSS_KEYS, "wall_time_s", "steps", "train_status", "status", "error",
+    "message", "dataset", "latent_dim", "generator_config", "finished_at",
+]
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+               "TF_NUM_INTEROP_THREADS")
+PASSED_VARS = ("QGAN_CACHE_DIR", "QGAN_SAT4_PATH", "QGAN_FAST", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL")
+
+
+# --------------------------------------------------------------------------------------------
+# One trial (runs inside a Ray worker)
+
+_WORKSPACES: dict[str, Any] = {}
+
+
+def limit_threads(n: int = 1) -> None:
+    """Make this process use ``n`` CPU threads: OpenMP/BLAS variables and TensorFlow's thread pools.
+
+    Called at the start of every trial; TensorFlow accepts the setting only before its first op, so
+    later calls in the same (reused) Ray worker keep the first setting.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    from qgan_widgets._tf import tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        pass  # TensorFlow already started in this worker, with the setting of its first trial
+
+
+def workspace_for(settings: Mapping):
+    """The prepared :class:`~qgan_widgets.pipeline.Workspace` for these settings, once per process."""
+    key = json.dumps(settings, sort_keys=True)
+    if key not in _WORKSPACES:
+        from qgan_widgets.pipeline import Workspace
+
+        kwargs = {k: v for k, v in settings.items() if v is not None}
+        _WORKSPACES[key] = Workspace.prepare(**kwargs, verbose=False)
+    return _WORKSPACES[key]
+
+
+def run_trial(spec: Mapping) -> dict:
+    """Train one trial through :func:`qgan_widgets.training.trainer.run_training`; return its summary dict.
+
+    Adds the data set's name, TensorFlow's thread count (``tf_threads``) and the mean ``d_loss``,
+    ``g_loss`` and ``w_estimate`` over the last tenth of the steps. A diverged run is a result
+    (unstable), not a failure; other errors propagate so that Ray retries the trial.
+    """
+    limit_threads(1)
+    from collections import deque
+
+    from qgan_widgets import training
+    from qgan_widgets._tf import tf
+
+    ws = workspace_for(spec["workspace"])
+    train = training.TrainConfig.from_dict({**spec["train"], "seed": spec["seed"]})
+    tail: deque = deque(maxlen=max(10, train.steps // 10))
+
+    class LossTail(training.Callback):
+        def on_step(self, step, logs):
+            tail.append(logs)
+
+    summary = training.run_training(
+        dict(spec["generator"]), dict(spec["critic"]), train, workspace=ws,
+        evaluator_options=dict(spec["evaluation"]), stability_options=dict(spec["stability"]),
+        callbacks=[LossTail()], progress=False,
+    )
+    summary["dataset"] = getattr(getattr(ws, "dataset", None), "name", None)
+    summary["tf_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+    for key in LOSS_KEYS:
+        values = [float(row[key]) for row in tail if key in row]
+        summary[key] = sum(values) / len(values) if values else None
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Results on disk
+
+
+def load_results(out_dir) -> dict[str, dict]:
+    """The latest record per trial id in ``results.jsonl`` (a "done" record is never replaced by a failure).
+
+    A torn last line (the sweep was killed mid-write) is ignored.
+    """
+    path = Path(out_dir) / RESULTS
+    records: dict[str, dict] = {}
+    if not path.exists():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(rec, dict) or "trial_id" not in rec:
+            continue
+        old = records.get(rec["trial_id"])
+        if old is None or old.get("status") != "done" or rec.get("status") == "done":
+            records[rec["trial_id"]] = rec
+    return records
+
+
+def append_result(out_dir, record: Mapping) -> None:
+    """Append one record to ``results.jsonl`` (one line, flushed and synced; after a torn line, on a new line)."""
+    with open(Path(out_dir) / RESULTS, "ab+") as f:
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write((json.dumps(record, default=_json_default) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _json_default(v):
+    if hasattr(v, "item"):
+        return v.item()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+def write_trials_csv(out_dir, specs: list[dict], records: Mapping[str, dict]) -> pd.DataFrame:
+    """Rewrite ``trials.csv`` (atomically) with this sweep's recorded trials; return the table."""
+    rows = [records[s["trial_id"]] for s in specs if s["trial_id"] in records]
+    df = pd.DataFrame(rows)
+    for col in COLUMNS:
+        if col not in df:
+            df[col] = pd.Series(dtype=object)
+    df = df[COLUMNS + sorted(set(df.columns) - set(COLUMNS))]
+    path = Path(out_dir) / TRIALS
+    tmp = path.with_name(f".{TRIALS}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return df
+
+
+def make_record(spec: Mapping, params: tuple[int, int], summary: Mapping | None = None, error: str | None = None) -> dict:
+    """A ``trials.csv`` row from a spec and its trial's summary (or the error that ended it)."""
+    gen, s = spec["generator"], dict(summary or {})
+    for key, expected in zip(("generator_params", "critic_params"), params):
+        if key in s and int(s[key]) != expected:
+            raise RuntimeError(f"trial {spec['trial_id']}: {key} {s[key]} differs from the expected {expected}")
+    rec = {k: v for k, v in s.items() if isinstance(v, (int, float, str, bool)) and k not in IGNORED_KEYS}
+    rec.update({k: s.get(k) for k in SUMMARY_KEYS})
+    reasons = rec["stability_reasons"]
+    rec.update({
+        "trial_id": spec["trial_id"], "generator_kind": gen["kind"], "generator_label": generator_label(gen),
+        "generator_params": params[0], "critic_width": spec["critic"]["width"],
+        "critic_depth": spec["critic"]["depth"], "critic_params": params[1], "seed": spec["seed"],
+        "latent_dim": spec["latent_dim"], "generator_config": json.dumps(gen, sort_keys=True),
+        "stable": bool(rec["stable"]) if summary is not None else None,
+        "stability_reasons": "; ".join(map(str, reasons)) if isinstance(reasons, (list, tuple)) else (reasons or ""),
+        "train_status": s.get("status"), "status": "failed" if error else "done", "error": error or "",
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    return rec
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep on Ray
+
+
+def fmt_time(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _start_ray(address, num_cpus, env: dict):
+    """Ray, and the temporary directory of the local Ray this call started ("" for a cluster, None if
+    Ray was already running): dashboard off, warnings only, workers' output not echoed."""
+    import logging
+    import tempfile
+
+    import ray
+
+    if ray.is_initialized():
+        return ray, None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network at run time
+    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+                  runtime_env={"env_vars": env})
+    if address:
+        ray.init(address=address, **kwargs)
+        return ray, ""
+    tmp = tempfile.mkdtemp(prefix="qgan-ray-")
+    ray.init(num_cpus=num_cpus or os.cpu_count(), _temp_dir=tmp, **kwargs)
+    return ray, tmp
+
+
+def run_sweep(
+    config: "SweepConfig | str | os.PathLike", out_dir, address: str | None = None, num_cpus: int | None = None,
+    progress: bool = True, max_retries: int | None = None, trial_fn: Callable[[dict], Mapping] | None = None,
+    analyze_results: bool = True,
+) -> pd.DataFrame:
+    """Run every missing trial of a sweep on Ray; return this sweep's ``trials.csv`` table.
+
+    ``config``: a :class:`SweepConfig` or a file. Results go to ``out_dir`` as they complete
+    (``results.jsonl``, ``trials.csv``; the config as ``sweep.json``); finished trials found there
+    are skipped, failed ones are run again. ``address``: an existing Ray cluster (default: start
+    one locally with ``num_cpus`` CPUs, default all cores, unless Ray is already initialised).
+    ``max_retries`` (default the config's): Ray retries of a trial that raised or whose worker died.
+    ``trial_fn(spec) -> summary dict`` replaces :func:`run_trial` (tests, other studies).
+    Afterwards (``analyze_results``) :func:`analyze` writes ``fit.json``, ``scaling.png``, ``report.md``.
+    """
+    if not isinstance(config, SweepConfig):
+        config = SweepConfig.from_file(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "sweep.json", json.dumps(config.to_dict(), indent=2) + "\n")
+    specs = config.trials()
+    params = {s["trial_id"]: count_params(s) for s in specs}
+    records = load_results(out)
+    todo = [s for s in specs if records.get(s["trial_id"], {}).get("status") != "done"]
+    say = print if progress else (lambda *a, **k: None)
+    done_before = len(specs) - len(todo)
+    say(f"sweep {config.name!r}: {len(specs)} trials, {done_before} already done in {out}, {len(todo)} to run")
+    write_trials_csv(out, specs, records)
+    if todo:
+        real = trial_fn is None
+        if real and not address:  # train the shared VAE (and extractor) once here, not in every worker
+            for settings in {json.dumps(s["workspace"], sort_keys=True) for s in todo}:
+                workspace_for(json.loads(settings))
+        env = {v: os.environ[v] for v in PASSED_VARS if v in os.environ}
+        env.update({v: "1" for v in THREAD_VARS})
+        ray, started = _start_ray(address, num_cpus, env)
+        try:
+            _run_on_ray(ray, todo, specs, records, params, out, trial_fn or run_trial,
+                        config.max_retries if max_retries is None else max_retries, say)
+        finally:
+            if started is not None:
+                ray.shutdown()
+            if started:
+                shutil.rmtree(started, ignore_errors=True)
+    df = write_trials_csv(out, specs, records)
+    if analyze_results:
+        analyze(out)
+        say(f"wrote {out / 'trials.csv'}, fit.json, scaling.png, report.md")
+    return df
+
+
+def _run_on_ray(ray, todo, specs, records, params, out, trial_fn, max_retries, say) -> None:
+    remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_call_trial)
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    fn_ref = ray.put(trial_fn)
+    queue, running = list(todo), {}
+    n_done = n_failed = 0
+    t0 = time.time()
+
+    def fill():
+        while queue and len(running) < slots:
+            spec = queue.pop(0)
+            running[remote.remote(fn_ref, spec)] = spec
+
+    try:
+        fill()
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout keeps Ctrl-C prompt
+            for ref in ready:
+                spec = running.pop(ref)
+                fill()
+                try:
+                    rec = make_record(spec, params[spec["trial_id"]], ray.get(ref))
+                except Exception as e:  # the trial failed on its last retry
+                    rec = make_record(spec, params[spec["trial_id"]], error=_error_text(e))
+                records[spec["trial_id"]] = rec
+                append_result(out, rec)
+                write_trials_csv(out, specs, records)
+                n_done += rec["status"] == "done"
+                n_failed += rec["status"] == "failed"
+                finished = n_done + n_failed
+                elapsed = time.time() - t0
+                left = elapsed / finished * (len(todo) - finished)
+                what = (f"FD {rec['final_fd']:.4g} {'stable' if rec['stable'] else 'unstable'}"
+                        if rec["status"] == "done" and rec["final_fd"] is not None else rec["status"])
+                say(f"[{finished}/{len(todo)}] done {n_done}, running {len(running)}, "
+                    f"failed {n_failed} | elapsed {fmt_time(elapsed)}, left ~{fmt_time(left)} | "
+                    f"{rec['generator_label']} critic {rec['critic_width']} seed {rec['seed']}: {what}")
+    except KeyboardInterrupt:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        # Ctrl-C may land between appending a result and rewriting trials.csv: results.jsonl is
+        # the record, so rebuild the table from it and count what a re-run will skip.
+        on_disk = load_results(out)
+        write_trials_csv(out, specs, on_disk)
+        n_kept = sum(on_disk.get(s["trial_id"], {}).get("status") == "done" for s in specs)
+        say(f"interrupted: {n_kept} of {len(specs)} trials done in {out}; run the same command again to resume")
+        raise
+
+
+def _call_trial(trial_fn, spec):
+    return dict(trial_fn(spec))
+
+
+def _error_text(e: BaseException) -> str:
+    cause = getattr(e, "cause", None) or e  # RayTaskError wraps the trial's own exception
+    text = "".join(traceback.format_exception_only(type(cause), cause)).strip()
+    return text[-2000:]
