@@ -582,9 +582,59 @@ def test_jit_compile_is_chosen_per_generator_and_refused_where_xla_cannot_go():
     assert abs(np.mean(losses[True][-10:]) - np.mean(losses[False][-10:])) < 0.5 * abs(np.mean(losses[False][:3]))
 
 
-def test_training_re_exports_the_contract_names():
-    # notebooks, the dashboard and the demo use training.X for these
+def test_training_face_hands_on_the_contract_names_from_their_homes():
+    # notebooks, the dashboard and the demo use qw.training.X for these
+    import qgan_widgets as qw
+
     for name in ("TrainConfig", "Callback", "TrainResult", "TrainingDiverged", "STEP_KEYS"):
-        assert getattr(training, name) is getattr(trainconfig, name), name
-    assert training.latest_checkpoint is rundir.latest_checkpoint
+        assert getattr(qw.training, name) is getattr(trainconfig, name), name
+    assert qw.training.latest_checkpoint is rundir.latest_checkpoint
+    assert qw.training.WGANGPTrainer is training.WGANGPTrainer
     assert issubclass(WGANGPTrainer, rundir.RunDirectory)
+
+
+def _flip_bytes(path: Path, n: int = 64) -> None:
+    raw = bytearray(path.read_bytes())
+    for i in range(min(n, len(raw))):
+        raw[len(raw) // 2 - n // 2 + i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_retrained_step_replaces_its_damaged_checkpoint(tmp_path):
+    """Flip 64 bytes in the newest checkpoint: resuming retrains from the one before, and the retrained
+    step replaces the damaged files, so the result names a readable checkpoint and later resumes are quiet."""
+    import warnings
+
+    cfg = fast_config(steps=80, checkpoint_every=10, eval_every=40)
+    WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
+    _flip_bytes(next((tmp_path / "checkpoints" / "step-000080").glob("ckpt.data-*")))
+    with pytest.warns(UserWarning, match="step-000080 cannot be read"):
+        result = WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
+    assert Path(result.checkpoint).name == "step-000080"
+    reference = WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg)
+    reference.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cannot be read" warning any more
+        again = WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path)
+        again._prepare_out_dir()
+    assert again.step == 80 and again.history == reference.history
+    assert_same_weights(weights(again.generator), weights(reference.generator))
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def test_unreadable_run_directories_are_refused_by_name(tmp_path):
+    cfg = fast_config(steps=20, checkpoint_every=10)
+    WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
+    for ckpt in (tmp_path / "checkpoints").glob("step-*"):  # every checkpoint damaged
+        for f in ckpt.glob("ckpt.*"):
+            f.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        with pytest.raises(rundir.RunDirectoryError, match=r"no checkpoint in .*checkpoints can be read.*resume=False"):
+            WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
+    fresh = WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path, resume=False)
+    assert fresh.train().steps == 20  # the flag the message names works
+    (tmp_path / "config.json").write_text("{ torn")
+    with pytest.raises(rundir.RunDirectoryError, match=r"config.json cannot be read .*JSONDecodeError.*delete the directory"):
+        WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
+    with pytest.raises(rundir.RunDirectoryError, match=str(tmp_path)):
+        WGANGPTrainer.resume(tmp_path, real_latents=real_latents())

@@ -9,7 +9,7 @@ Imports the wings below and :mod:`qgan_widgets.pipeline`. Taught in notebook ``0
 from __future__ import annotations
 
 from qgan_widgets.training.config import TrainConfig, Callback, TrainResult, TrainingDiverged, STEP_KEYS
-from qgan_widgets.training.rundir import RunDirectory, latest_checkpoint
+from qgan_widgets.training.rundir import RunDirectory, RunDirectoryError, latest_checkpoint
 from qgan_widgets.training.trainer import WGANGPTrainer, gradient_penalty, run_training
 
 __all__ = [

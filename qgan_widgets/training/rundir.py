@@ -33,6 +33,12 @@ import numpy as np
 from qgan_widgets.training.config import STEP_KEYS
 
 KEEP_CHECKPOINTS = 2
+_FRESH = "start over with resume=False (the demo and dashboard: a new output directory), or delete the directory"
+
+
+class RunDirectoryError(ValueError):
+    """A run directory cannot be resumed (damaged ``config.json``, no readable checkpoint): says
+    which directory and what to do."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -161,7 +167,7 @@ class RunDirectory:
         new = self._run_config()
         ckpt = latest_checkpoint(out) if self.resume_enabled else None
         if ckpt is not None:
-            old = json.loads((out / "config.json").read_text())
+            old = self._read_run_config(out / "config.json")
             self._check_same_run(old, new)
             self._restore_newest_readable()
             new = {**old, "train": {**old["train"], "steps": self.config.steps}}
@@ -175,6 +181,21 @@ class RunDirectory:
             _write_csv(out / "metrics.csv", [], STEP_KEYS)
         atomic_write_text(out / "config.json", json.dumps(new, indent=2) + "\n")
         self._prepared = True
+
+    @staticmethod
+    def _read_run_config(path: Path) -> dict:
+        try:
+            old = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunDirectoryError(f"{path.parent} has checkpoints but no config.json, so it cannot be "
+                                    f"resumed: {_FRESH}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RunDirectoryError(f"{path} cannot be read ({type(err).__name__}: {err}), so the run in "
+                                    f"{path.parent} cannot be resumed: {_FRESH}") from None
+        if not isinstance(old, dict) or not isinstance(old.get("train"), dict):
+            raise RunDirectoryError(f"{path} is not a run configuration (no 'train' section), so the run in "
+                                    f"{path.parent} cannot be resumed: {_FRESH}")
+        return old
 
     def _check_same_run(self, old: dict, new: dict) -> None:
         def strip(d):  # what must match: the architecture and the training settings
@@ -225,10 +246,13 @@ class RunDirectory:
                 self._restore_from(ckpt)
                 return
             except Exception as err:  # noqa: BLE001 (any unreadable checkpoint)
+                self._damaged.add(ckpt.name)  # a retrained step replaces it (save_checkpoint)
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 if i == len(done) - 1:
-                    raise
-                warnings.warn(f"checkpoint {ckpt} cannot be read ({type(err).__name__}: {err}); "
-                              f"using the one before it", stacklevel=3)
+                    raise RunDirectoryError(
+                        f"no checkpoint in {self.out_dir / 'checkpoints'} can be read (the oldest, {ckpt.name}: "
+                        f"{reason}), so the run cannot be resumed: {_FRESH}") from None
+                warnings.warn(f"checkpoint {ckpt} cannot be read ({reason}); using the one before it", stacklevel=3)
 
     def restore(self, checkpoint=None) -> int:
         """Load a checkpoint (default: the newest in ``out_dir``) and the records up to it.
@@ -251,20 +275,23 @@ class RunDirectory:
         root = self.out_dir / "checkpoints"
         root.mkdir(parents=True, exist_ok=True)
         final = root / f"step-{self.step:06d}"
-        if (final / "meta.json").is_file():
-            return final
+        damaged = final.name in self._damaged
+        if (final / "meta.json").is_file() and not damaged:
+            return final  # this step is saved already (e.g. by checkpoint_every, or a finished run resumed)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         try:
             self._ckpt.write(str(tmp / "ckpt"))
             meta = {"step": self.step, "time": time.time(), "history_rows": len(self.history),
                     "evals_rows": len(self.evals)}
             (tmp / "meta.json").write_text(json.dumps(meta))
-            if final.exists():  # an incomplete leftover with the same name
-                shutil.rmtree(final)
+            if final.exists():  # a damaged checkpoint of the retrained step, or an incomplete leftover
+                aside = Path(tempfile.mkdtemp(prefix=".tmp-old-", dir=root))
+                os.replace(final, aside / final.name)
             os.replace(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self._damaged.discard(final.name)
         done = sorted(p for p in root.glob("step-*") if (p / "meta.json").is_file())
         for old in done[:-KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)

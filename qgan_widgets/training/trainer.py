@@ -126,6 +126,7 @@ class WGANGPTrainer(RunDirectory):
         self.callbacks = list(callbacks)
         self.progress = progress
         self.resume_enabled = bool(resume)
+        self._damaged: set[str] = set()  # unreadable checkpoints found on resume (replaced when retrained)
 
         self.history: list[dict] = []
         self.evals: list[dict] = []
@@ -365,7 +366,7 @@ class WGANGPTrainer(RunDirectory):
         config_path = out / "config.json"
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path} not found: {out} is not a training run directory")
-        saved = json.loads(config_path.read_text())
+        saved = cls._read_run_config(config_path)
         config = TrainConfig.from_dict(saved["train"])
         if steps is not None:
             config = dataclasses.replace(config, steps=steps)
