@@ -16,11 +16,11 @@ from qgan_widgets.models.generators import (
     classical_hidden_for_budget,
 )
 from qgan_widgets.models.vae import VAE, VAEError, train_vae
-from qgan_widgets.models.vae_tuning import vae_diagnostics, beta_sweep
+from qgan_widgets.models.vae_tuning import COLLAPSE_KL, SATURATION_LEVEL, vae_diagnostics, beta_sweep
 from qgan_widgets.models.critic import Critic, critic_count_parameters
 
 __all__ = [
     "QuantumGenerator", "ClassicalGenerator", "build_generator", "sample_noise",
     "classical_count_parameters", "classical_hidden_for_budget", "VAE", "VAEError", "train_vae",
-    "vae_diagnostics", "beta_sweep", "Critic", "critic_count_parameters",
+    "COLLAPSE_KL", "SATURATION_LEVEL", "vae_diagnostics", "beta_sweep", "Critic", "critic_count_parameters",
 ]

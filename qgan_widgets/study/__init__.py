@@ -9,7 +9,7 @@ Taught in notebook ``06_capacity_scaling``; ``python -m qgan_widgets sweep`` run
 """
 from __future__ import annotations
 
-from qgan_widgets.study.sweep import SweepConfig, SweepConfigError, CONFIG_DIR, count_params, generator_label
+from qgan_widgets.study.sweep import SweepConfig, SweepConfigError, CONFIG_DIR, count_params, generator_label, latent_dim_of
 from qgan_widgets.study.optimum import (
     OptimalityRule, ScalingError, Fit, optimal_critic, fit_exponential, fit_power, bootstrap_b,
     compare_fits,
@@ -18,7 +18,7 @@ from qgan_widgets.study.analysis import analyze, verdict, plot_scaling
 from qgan_widgets.study.runner import run_sweep, run_trial, load_results
 
 __all__ = [
-    "SweepConfig", "SweepConfigError", "CONFIG_DIR", "count_params", "generator_label",
+    "SweepConfig", "SweepConfigError", "CONFIG_DIR", "count_params", "generator_label", "latent_dim_of",
     "OptimalityRule", "ScalingError", "Fit", "optimal_critic", "fit_exponential", "fit_power",
     "bootstrap_b", "compare_fits", "analyze", "verdict", "plot_scaling", "run_sweep", "run_trial",
     "load_results",
