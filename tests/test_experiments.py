@@ -57,12 +57,37 @@ def write(tmp_path: Path, text: str, name="sweep.yaml") -> Path:
     ("generators: {}\n", "generators: no generators"),
     ("generators: {quantum: {qubits: [4]}\n", "not readable as YAML"),
     ("- 1\n- 2\n", "expected a mapping of sections"),
+    # values, not only keys, are checked before any work (issue 13, item 3)
+    ("generators: {classical: {}}\nstability: {window: x}\n", "stability.window: expected an integer >= 2, got 'x'"),
+    ("generators: {classical: {}}\nstability: {window: -5}\n", "stability.window: expected an integer >= 2"),
+    ("generators: {classical: {}}\nstability: {max_rel_spread: 0}\n", "stability.max_rel_spread: expected a number > 0"),
+    ("generators: {classical: {}}\nanalysis: {n_boot: x}\n", "analysis.n_boot: expected an integer >= 0, got 'x'"),
+    ("generators: {classical: {}}\nanalysis: {n_boot: -5}\n", "analysis.n_boot: expected an integer >= 0, got -5"),
+    ("generators: {classical: {}}\nanalysis: {level: 2}\n", "analysis.level: expected a number > 0 and < 1, got 2"),
+    ("generators: {classical: {}}\nanalysis: {seed: .nan}\n", "analysis.seed"),
+    ("generators: {classical: {}}\nevaluation: {n_samples: 1}\n", "evaluation.n_samples: expected an integer >= 2"),
+    ("generators: {classical: {}}\nevaluation: {n_samples: 8, n_grid: 16}\n", "evaluation.n_grid: 16 grid tiles need"),
+    ("generators: {classical: {}}\nworkspace: {vae_epochs: 0}\n", "workspace.vae_epochs: expected an integer >= 1"),
+    ("generators: {classical: {}}\nworkspace: {fast: maybe}\n", "workspace.fast: expected true or false"),
+    ("generators: {classical: {}}\nworkspace: {n_train: 2.5}\n", "workspace.n_train: expected an integer"),
 ])
 def test_bad_sweep_files_name_the_file_and_the_key(tmp_path, text, where):
     path = write(tmp_path, text)
     with pytest.raises(SweepConfigError) as err:
         SweepConfig.from_file(path)
     assert str(err.value).startswith(str(path)) and where in str(err.value)
+
+
+def test_bad_values_are_refused_before_any_trial_trains(tmp_path, monkeypatch):
+    """A bad stability / analysis value used to train every trial and then fail each one."""
+    trained = []
+    monkeypatch.setattr(experiments, "workspace_for", lambda settings: trained.append(settings))
+    for bad in ({"stability": {"window": "x"}}, {"analysis": {"level": 2}}, {"analysis": {"n_boot": -5}}):
+        path = write(tmp_path, json.dumps({**TINY, **bad}), "bad.json")
+        with pytest.raises(SweepConfigError, match=str(path)):
+            run_sweep(path, tmp_path / "out", trial_fn=lambda spec: trained.append(spec) or {})
+        assert sweep_cli.main(["--config", str(path), "--out", str(tmp_path / "out2")]) == 2
+    assert trained == [] and not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
 
 
 def test_missing_file_and_json_files(tmp_path):

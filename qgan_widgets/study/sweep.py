@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -77,6 +78,49 @@ def _ints(where: str, key: str, value, minimum: int = 1, nested: bool = False) -
     return list(items)
 
 
+def _number(where: str, key: str, value, minimum: float | None = None, maximum: float | None = None,
+            integer: bool = False, open_min: bool = False, open_max: bool = False, optional: bool = False):
+    """A finite number (an int when ``integer``) within the bounds, or None when ``optional``."""
+    if value is None and optional:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = isinstance(value, int) or float(value).is_integer()
+    if ok and minimum is not None:
+        ok = value > minimum if open_min else value >= minimum
+    if ok and maximum is not None:
+        ok = value < maximum if open_max else value <= maximum
+    if not ok:
+        lo = "" if minimum is None else f"{'>' if open_min else '>='} {minimum}"
+        hi = "" if maximum is None else f"{'<' if open_max else '<='} {maximum}"
+        bounds = " and ".join(b for b in (lo, hi) if b)
+        _fail(where, key, f"expected {'an integer' if integer else 'a number'}{' ' + bounds if bounds else ''}"
+                          f"{' or null' if optional else ''}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+# The values of the sections passed on to other functions, checked before any work starts:
+# key -> (minimum, maximum, integer, open_min, optional)
+VALUE_RULES = {
+    "workspace": {"seed": (0, None, True, False, False), "vae_epochs": (1, None, True, False, True),
+                  "n_train": (1, None, True, False, True), "n_test": (1, None, True, False, True),
+                  "extractor_epochs": (1, None, True, False, True)},
+    "stability": {"window": (2, None, True, False, False), "max_rel_spread": (0, None, False, True, False),
+                  "max_abs_loss": (0, None, False, True, False), "max_fd": (0, None, False, True, True)},
+    "evaluation": {"n_samples": (2, None, True, False, True), "n_grid": (0, None, True, False, False),
+                   "seed": (0, None, True, False, False)},
+    "analysis": {"n_boot": (0, None, True, False, False), "seed": (0, None, True, False, False)},
+}
+
+
+def _check_values(where: str, section: str, values: dict) -> dict:
+    out = dict(values)
+    for key, (lo, hi, integer, open_min, optional) in VALUE_RULES[section].items():
+        if key in out:
+            out[key] = _number(where, f"{section}.{key}", out[key], lo, hi, integer, open_min, optional=optional)
+    return out
+
+
 def _section(where: str, name: str, value, prefix: str = "") -> dict:
     got = _mapping(where, prefix + name, value)
     _unknown(where, f"{prefix}{name}.", got, SECTIONS[name])
@@ -128,8 +172,15 @@ class SweepConfig:
         ld = self.workspace["latent_dim"]
         if ld != "auto" and (isinstance(ld, bool) or not isinstance(ld, int) or ld < 1):
             _fail(w, "workspace.latent_dim", f"expected one integer >= 1 or 'auto', got {ld!r}")
+        self.workspace = _check_values(w, "workspace", self.workspace)
         if self.workspace["fast"] is None:  # fixed here so that it is part of every trial's id
             self.workspace["fast"] = FAST
+        if not isinstance(self.workspace["fast"], bool):
+            _fail(w, "workspace.fast", f"expected true or false, got {self.workspace['fast']!r}")
+        if self.workspace["vae_options"] is not None:
+            _mapping(w, "workspace.vae_options", self.workspace["vae_options"])
+        if self.workspace["source"] is not None and not isinstance(self.workspace["source"], str):
+            _fail(w, "workspace.source", f"expected a path or a data set name, got {self.workspace['source']!r}")
         gens = _mapping(w, "generators", self.generators)
         _unknown(w, "generators.", gens, ("quantum", "classical"))
         if not gens:
@@ -162,7 +213,9 @@ class SweepConfig:
             _mapping(w, k, getattr(self, k)) for k in ("train", "stability", "evaluation"))
         if "seed" in self.train:
             _fail(w, "train.seed", "the seed is set per trial from `seeds`; remove it from train")
-        self.analysis = _section(w, "analysis", self.analysis)
+        self.analysis = _check_values(w, "analysis", _section(w, "analysis", self.analysis))
+        self.analysis["level"] = _number(w, "analysis.level", self.analysis["level"], 0, 1, open_min=True,
+                                         open_max=True)
         try:
             self.analysis["rule"] = OptimalityRule.from_value(self.analysis["rule"]).to_dict()
         except ScalingError as e:
@@ -271,6 +324,11 @@ class SweepConfig:
                               ("evaluation", Workspace.evaluator, ("self",))):
             known = [p for p in inspect.signature(fn).parameters if p not in skip]
             _unknown(self.where, f"{key}.", getattr(self, key), known)
+            setattr(self, key, _check_values(self.where, key, getattr(self, key)))
+        ev = self.evaluation
+        if ev.get("n_samples") is not None and ev.get("n_grid", 16) > ev["n_samples"]:
+            _fail(self.where, "evaluation.n_grid", f"{ev['n_grid']} grid tiles need n_samples >= {ev['n_grid']}, "
+                                                   f"got n_samples {ev['n_samples']}")
 
 
 def latent_dim_of(gen: Mapping) -> int:
