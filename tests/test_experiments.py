@@ -180,9 +180,99 @@ def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     _, tmp = experiments._start_ray(None, 2, {v: "1" for v in experiments.THREAD_VARS})
     yield ray
-    ray.shutdown()
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
+    experiments._stop_ray(ray, tmp)
+
+
+def listening_trial(spec, driver_pid: int, exclude_pid: int | None = None):
+    """A trial that reports the listening sockets of the sweep's Ray (the driver and its descendants,
+    less the process tree of ``exclude_pid``)."""
+    import psutil
+
+    procs = [psutil.Process(driver_pid)]
+    procs += procs[0].children(recursive=True)
+    if exclude_pid is not None:
+        other = psutil.Process(exclude_pid)
+        skip = {other.pid} | {p.pid for p in other.children(recursive=True)}
+        procs = [p for p in procs if p.pid not in skip]
+    addrs = set()
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        addrs |= {f"{c.laddr.ip}:{c.laddr.port}" for c in conns if c.status == psutil.CONN_LISTEN}
+    return {"final_fd": 1.0, "final_fd_latent": 0.5, "stable": True, "stability_reasons": [], "wall_time_s": 0.01,
+            "status": "completed", "listening": " ".join(sorted(addrs))}
+
+
+@pytest.mark.slow
+def test_local_ray_listens_on_loopback_only_beside_another_ray(tmp_path):
+    """Issue 13 items 2 and 5: the sweep's local Ray binds 127.0.0.1 only, and starts while another
+    local Ray (default settings: its agent holding Ray's fixed ports) runs on the machine."""
+    import subprocess
+    import time
+
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import ray, time; ray.init(num_cpus=1, include_dashboard=False); "
+                               "print('ready', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        import ray
+
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        cfg = SweepConfig(**{**TINY, "generators": {"classical": {"hidden": [[4]]}}, "critic": {"widths": [4]}})
+        df = run_sweep(cfg, tmp_path / "out", trial_fn=functools.partial(listening_trial, driver_pid=os.getpid(), exclude_pid=other.pid),
+                       analyze_results=False)
+        assert set(df["status"]) == {"done"}, df["error"].tolist()
+        addrs = " ".join(df["listening"].astype(str)).split()
+        assert addrs, "no listening sockets found"
+        hosts = {a.rsplit(":", 1)[0].replace("::ffff:", "") for a in addrs}
+        assert hosts <= {"127.0.0.1", "::1"}, sorted(addrs)
+    finally:
+        other.kill()
+        other.wait(timeout=60)
+    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") is None  # the switch is put back
+
+
+def test_a_failed_ray_start_says_what_to_do_trains_nothing_and_cleans_up(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    import ray
+
+    prepared = []
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(experiments, "workspace_for", lambda settings: prepared.append(settings))
+
+    def timed_out(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen because some of the "
+                        "Ray processes failed to startup.")
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    with pytest.raises(experiments.RayStartError, match=r"could not start a local Ray .*timed out during startup.*"
+                                                        r"Nothing was trained.*run the same command again"):
+        run_sweep(SweepConfig(**TINY), tmp_path / "out", progress=False)
+    assert prepared == []  # Ray is started before the VAE is prepared
+    assert not list(tmp_path.glob(experiments.RAY_TMP_PREFIX + "*"))  # no leaked temporary directory
+    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") is None
+    assert sweep_cli.main(["--config", str(write(tmp_path, json.dumps(TINY), "s.json")),
+                           "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: could not start a local Ray") and "Traceback" not in err
+
+
+def test_stale_ray_directories_of_dead_drivers_are_removed(tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{experiments.RAY_TMP_PREFIX}{dead.pid}-abc"
+    mine = tmp_path / f"{experiments.RAY_TMP_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "qgan-ray-notapid"
+    for d in (stale, mine, other):
+        (d / "session").mkdir(parents=True)
+    assert experiments.clean_stale_ray_dirs(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and mine.exists() and other.exists()
 
 
 @pytest.mark.usefixtures("local_ray")

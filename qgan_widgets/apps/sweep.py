@@ -17,7 +17,7 @@ from pathlib import Path
 
 from qgan_widgets.study.analysis import analyze
 from qgan_widgets.study.optimum import ScalingError
-from qgan_widgets.study.runner import fmt_time, run_sweep
+from qgan_widgets.study.runner import RayStartError, fmt_time, run_sweep
 from qgan_widgets.study.sweep import CONFIG_DIR, PACKAGED, SweepConfig, SweepConfigError
 
 
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SweepConfigError, ScalingError) as e:
         print(f"sweep: {e}", file=sys.stderr)
         return 2
+    except RayStartError as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -15,7 +15,7 @@ from qgan_widgets.study.optimum import (
     compare_fits,
 )
 from qgan_widgets.study.analysis import analyze, verdict, plot_scaling
-from qgan_widgets.study.runner import run_sweep, run_trial, load_results
+from qgan_widgets.study.runner import RayStartError, run_sweep, run_trial, load_results
 
 __all__ = [
     "SweepConfig", "SweepConfigError", "CONFIG_DIR", "count_params", "generator_label", "latent_dim_of",

@@ -205,9 +205,85 @@ def fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+class RayStartError(RuntimeError):
+    """A local Ray could not be started (or a cluster not reached); the message says what to do."""
+
+
+RAY_TMP_PREFIX = "qgan-ray-"
+_LOCAL_PORT_VARS = ("DASHBOARD_METRIC_PORT", "AUTOSCALER_METRIC_PORT")  # fixed defaults (44227, 44217)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_ray_dirs(base: str | None = None) -> list[str]:
+    """Remove ``qgan-ray-<pid>-*`` temporary directories whose sweep process is gone (a killed driver
+    cannot clean up after itself); return the removed paths."""
+    import tempfile
+
+    removed = []
+    for path in Path(base or tempfile.gettempdir()).glob(RAY_TMP_PREFIX + "*"):
+        pid = path.name[len(RAY_TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
+def _agent_port_default(port: int):
+    """Ray 2.x starts its dashboard agent on a fixed port (52365) that ``ray.init`` does not expose, so a
+    second local Ray on the machine fails to start ("node timed out during startup"). Set RayParams'
+    default for this call; a Ray without that parameter is left alone."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def patched():
+        try:
+            from ray._private.parameter import RayParams
+
+            fn = RayParams.__init__
+            names = fn.__code__.co_varnames[1:fn.__code__.co_argcount]
+            defaults = list(fn.__defaults__ or ())
+            i = list(names).index("dashboard_agent_listen_port") - (len(names) - len(defaults))
+        except (ImportError, AttributeError, ValueError):
+            yield
+            return
+        old = fn.__defaults__
+        defaults[i] = port
+        fn.__defaults__ = tuple(defaults)
+        try:
+            yield
+        finally:
+            fn.__defaults__ = old
+
+    return patched()
+
+
 def _start_ray(address, num_cpus, env: dict):
     """Ray, and the temporary directory of the local Ray this call started ("" for a cluster, None if
-    Ray was already running): dashboard off, warnings only, workers' output not echoed."""
+    Ray was already running): dashboard off, warnings only, workers' output not echoed.
+
+    A local Ray listens on loopback only: its node address is 127.0.0.1 (Ray's own "local cluster"
+    switch, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), so the GCS, raylet, workers and agents bind
+    127.0.0.1, and the ports Ray would otherwise fix (agent, metrics) are picked free, so two local
+    sweeps, or a sweep and another Ray, run side by side. Ray's token authentication stays on. A
+    cluster (``address``) exposes what that cluster was started with (see the README).
+    """
     import logging
     import tempfile
 
@@ -219,11 +295,71 @@ def _start_ray(address, num_cpus, env: dict):
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                   runtime_env={"env_vars": env})
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except Exception as err:  # noqa: BLE001 (Ray raises ConnectionError, RuntimeError, ...)
+            raise RayStartError(f"could not connect to the Ray cluster at {address!r} ({_first_line(err)}): check "
+                                f"the address (`ray status` on the head node prints it) and that this machine "
+                                f"can reach it") from None
         return ray, ""
-    tmp = tempfile.mkdtemp(prefix="qgan-ray-")
-    ray.init(num_cpus=num_cpus or os.cpu_count(), _temp_dir=tmp, **kwargs)
+    clean_stale_ray_dirs()
+    tmp = tempfile.mkdtemp(prefix=f"{RAY_TMP_PREFIX}{os.getpid()}-")
+    saved = {k: os.environ.get(k) for k in _LOCAL_PORT_VARS}
+    _CLUSTER_ENV.append(os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"))
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node IP 127.0.0.1 (children inherit it)
+    for var in _LOCAL_PORT_VARS:
+        os.environ[var] = str(_free_port())
+    from ray._private import ray_constants
+
+    was_cluster = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read when ray was imported: set it for this process too
+    try:
+        with _agent_port_default(_free_port()):
+            ray.init(num_cpus=num_cpus or os.cpu_count(), _temp_dir=tmp, dashboard_host="127.0.0.1",
+                     dashboard_port=_free_port(), _metrics_export_port=_free_port(), **kwargs)
+    except BaseException as err:
+        _stop_ray(ray, tmp)
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise RayStartError(
+            f"could not start a local Ray for the sweep ({_first_line(err)}). Nothing was trained. This "
+            f"happens on a heavily loaded machine or when Ray's processes from a killed run are still "
+            f"alive: wait a minute and run the same command again (finished trials are kept), or stop "
+            f"stray Ray processes with `ray stop`; `--num-cpus 1` needs fewer processes") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if was_cluster is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = was_cluster
     return ray, tmp
+
+
+_CLUSTER_ENV: list = []  # the value RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER had before a local Ray was started
+
+
+def _stop_ray(ray, started) -> None:
+    """Shut down the Ray this sweep started and remove its temporary directory (every exit path)."""
+    if started is None:
+        return
+    try:
+        ray.shutdown()
+    finally:
+        if started:
+            shutil.rmtree(started, ignore_errors=True)
+            if _CLUSTER_ENV:  # workers of the local Ray needed the loopback switch until now
+                old = _CLUSTER_ENV.pop()
+                if old is None:
+                    os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+                else:
+                    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
 def run_sweep(
@@ -255,21 +391,17 @@ def run_sweep(
     say(f"sweep {config.name!r}: {len(specs)} trials, {done_before} already done in {out}, {len(todo)} to run")
     write_trials_csv(out, specs, records)
     if todo:
-        real = trial_fn is None
-        if real and not address:  # train the shared VAE (and extractor) once here, not in every worker
-            for settings in {json.dumps(s["workspace"], sort_keys=True) for s in todo}:
-                workspace_for(json.loads(settings))
         env = {v: os.environ[v] for v in PASSED_VARS if v in os.environ}
         env.update({v: "1" for v in THREAD_VARS})
-        ray, started = _start_ray(address, num_cpus, env)
+        ray, started = _start_ray(address, num_cpus, env)  # before the expensive preparation
         try:
+            if trial_fn is None and not address:  # train the shared VAE (and extractor) once here, not per worker
+                for settings in {json.dumps(s["workspace"], sort_keys=True) for s in todo}:
+                    workspace_for(json.loads(settings))
             _run_on_ray(ray, todo, specs, records, params, out, trial_fn or run_trial,
                         config.max_retries if max_retries is None else max_retries, say)
         finally:
-            if started is not None:
-                ray.shutdown()
-            if started:
-                shutil.rmtree(started, ignore_errors=True)
+            _stop_ray(ray, started)
     df = write_trials_csv(out, specs, records)
     if analyze_results:
         analyze(out)
