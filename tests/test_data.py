@@ -91,11 +91,12 @@ def test_kaggle_csv_built_from_the_sample_reads_back_exactly(sat4_sample_path, t
         np.testing.assert_array_equal(x, raw_x)
         np.testing.assert_array_equal(y, raw_y)
         assert data.class_counts(y).tolist() == counts
-    # one of the files names the release too, and a header row is recognised and skipped
+    # one of the files names the release too, and a header row is recognised and skipped (with a warning)
     x, _ = data.load_sat4(d / "y_test_sat4.csv", "train")
     np.testing.assert_array_equal(x, _raw(sat4_sample_path, "train")[0])
     _write_csv(tmp_path / "with_header", "train", *_raw(sat4_sample_path, "train"), header=True)
-    x, y = data.load_sat4(tmp_path / "with_header" / "X_train_sat4.csv", "train")
+    with pytest.warns(UserWarning, match="skipping its first line as a header"):
+        x, y = data.load_sat4(tmp_path / "with_header" / "X_train_sat4.csv", "train")
     np.testing.assert_array_equal(x, _raw(sat4_sample_path, "train")[0])
 
 
@@ -201,6 +202,10 @@ CSV_CASES = {
     "labels not one-hot": ("y", 2, lambda s: "1,1,0,0", "not one-hot"),
     "labels non-numeric": ("y", 3, lambda s: "0,x,0,1", "non-numeric value 'x'"),
     "labels wrong width": ("y", 1, lambda s: s + ",0", "ragged"),
+    # issue 13, item 9: an empty or 'nan' cell is named as such, not as a ragged row
+    "empty cell": ("X", 3, lambda s: s.replace(",", ",,", 1).rsplit(",", 1)[0], "empty cell at line 3, column 2"),
+    "nan cell": ("X", 4, lambda s: "nan" + s[s.index(","):], "non-numeric value 'nan' at line 4, column 1"),
+    "empty last cell": ("X", 2, lambda s: s.rsplit(",", 1)[0] + ",", "empty cell at line 2, column 3136"),
 }
 
 
@@ -215,6 +220,114 @@ def test_bad_csv_files_raise_dataset_error_naming_the_file(tmp_path, fresh_cache
     assert str(bad) in str(info.value)
     assert _cache_entries() == []  # nothing half-written
     data.load_sat4(d, "test")  # the other split is fine
+
+
+def test_a_text_first_row_is_skipped_only_with_a_warning(tmp_path, fresh_cache):
+    """The official CSVs have no header: skipping an all-text first line is said, not silent (item 9)."""
+    d, x, y = _csv_dir(tmp_path)
+    path = d / "X_train_sat4.csv"
+    path.write_text("pixel" + ",pixel".join(str(i) for i in range(1, sat4.PIXELS)) + "\n" + path.read_text())
+    with pytest.warns(UserWarning, match=r"X_train_sat4\.csv: skipping its first line as a header .*no header row"):
+        gx, _ = data.load_sat4(d, "train")
+    np.testing.assert_array_equal(gx, x)
+
+
+def test_mat_files_cut_after_the_header_or_without_images_are_refused(tmp_path, fresh_cache):
+    """Item 9: a .mat cut at exactly 128 bytes is 'truncated', not 'missing keys'; 0 images are refused."""
+    cut = tmp_path / "cut.mat"
+    cut.write_bytes(_mat(tmp_path / "whole.mat").read_bytes()[:128])
+    with pytest.raises(DatasetError, match=r"cut\.mat: truncated or corrupt .*128-byte header"):
+        data.load_sat4(cut, "train")
+    empty = _mat(tmp_path / "none.mat", train_x=np.zeros((28, 28, 4, 0), np.uint8), train_y=np.zeros((4, 0)))
+    with pytest.raises(DatasetError, match=r"none\.mat: train_x holds 0 images"):
+        data.load_sat4(empty, "train")
+    assert _cache_entries() == []
+
+
+def test_unreadable_files_raise_dataset_error_naming_the_file_and_the_fix(tmp_path, fresh_cache, monkeypatch):
+    """Item 7: a file the OS will not let us read (tests run as root, so the refusal is simulated)."""
+    import builtins
+
+    import h5py
+
+    mat = _mat(tmp_path / "locked.mat")
+
+    def refuse(name, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(name))
+
+    monkeypatch.setattr(h5py, "is_hdf5", refuse)
+    with pytest.raises(DatasetError, match=r"locked\.mat: cannot be read \(permission denied\).*chmod a\+r"):
+        data.load_sat4(mat, "train")
+    monkeypatch.undo()
+    d, _, _ = _csv_dir(tmp_path)
+    locked = d / "X_train_sat4.csv"
+    real_open = builtins.open
+
+    def open_but_locked(file, *args, **kwargs):
+        if Path(str(file)) == locked:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_but_locked)
+    with pytest.raises(DatasetError, match=r"X_train_sat4\.csv: cannot be read \(permission denied\)"):
+        data.load_sat4(d, "train")
+    assert _cache_entries() == [] or all(".partial" not in p.name for p in _cache_entries())
+
+
+def test_ctrl_c_during_csv_parsing_stays_an_interrupt(tmp_path, fresh_cache, monkeypatch):
+    """Item 4: pandas' C parser can report a Ctrl-C inside its reads as a ParserError; it must reach
+    the user as KeyboardInterrupt, not as 'malformed CSV'. Reproduced deterministically: the reader
+    receives SIGINT and, like pandas' tokenizer, turns it into a ParserError."""
+    import signal
+
+    import pandas as pd
+
+    d, _, _ = _csv_dir(tmp_path)
+    real = pd.read_csv
+
+    def read_csv_hit_by_ctrl_c(path, *args, **kwargs):
+        if Path(str(path)).name != "X_train_sat4.csv":
+            return real(path, *args, **kwargs)
+
+        def chunks():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                pass
+            raise pd.errors.ParserError("Error tokenizing data. C error: Calling read(nbytes) on source failed.")
+            yield  # a generator, like pandas' chunk reader
+
+        return chunks()
+
+    monkeypatch.setattr(pd, "read_csv", read_csv_hit_by_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        data.load_sat4(d, "train")
+    assert _cache_entries() == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.undo()
+    x, _ = data.load_sat4(d, "train")  # and a later load works
+    assert len(x) == 9
+
+
+def test_stale_partial_directories_of_dead_processes_are_cleaned(tmp_path, fresh_cache):
+    """Item 6: a killed first load leaves a .partial directory (a full-size memory map); the next load
+    removes those no live process owns, and keeps a live one's."""
+    import subprocess
+    import sys
+
+    d, _, _ = _csv_dir(tmp_path)
+    root = data.cache_dir() / "sat4"
+    root.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = root / f".csv-kaggle0-train-abc.{dead.pid}.x1y2.partial"
+    live = root / f".csv-kaggle0-test-abc.{os.getppid()}.z3w4.partial"
+    for p in (stale, live):
+        p.mkdir()
+        (p / "x.npy").write_bytes(b"\0" * 1000)
+    data.load_sat4(d, "train")
+    assert not stale.exists() and live.exists()
+    assert not [p for p in root.iterdir() if p.name.endswith(".partial") and p != live]
 
 
 def test_csv_count_mismatch_and_missing_files(tmp_path):

@@ -72,6 +72,52 @@ def _open_cached(entry: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return x, y
 
 
+PARTIAL_SUFFIX = ".partial"
+LEGACY_PARTIAL_AGE_S = 24 * 3600  # a partial directory without an owner pid (older versions): stale after a day
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def partial_dir(entry: Path) -> Path:
+    """A fresh ``.NAME.PID.XXXX.partial`` directory beside ``entry``: the owner's pid in the name lets
+    :func:`clean_stale_partials` tell a live conversion from one a killed process left behind."""
+    return Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX, dir=entry.parent))
+
+
+def clean_stale_partials(directory: Path) -> list[Path]:
+    """Remove the ``*.partial`` directories in ``directory`` that no live process owns (left by a killed
+    first load; each can hold a full-size memory map). Returns what was removed."""
+    import time
+
+    removed = []
+    try:
+        candidates = list(Path(directory).glob(f".*{PARTIAL_SUFFIX}"))
+    except OSError:
+        return removed
+    for path in candidates:
+        parts = path.name[:-len(PARTIAL_SUFFIX)].split(".")
+        pid = next((int(t) for t in reversed(parts[2:-1]) if t.isdigit()), None) if len(parts) >= 4 else None
+        try:
+            if pid is not None:
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                stale = time.time() - path.stat().st_mtime > LEGACY_PARTIAL_AGE_S
+        except OSError:
+            continue
+        if stale and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def cached(entry: Path, convert) -> tuple[np.ndarray, np.ndarray]:
     """Return the arrays cached in ``entry``, running ``convert(tmp_dir)`` first if needed.
 
@@ -84,7 +130,8 @@ def cached(entry: Path, convert) -> tuple[np.ndarray, np.ndarray]:
         return hit
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".partial", dir=entry.parent))
+        clean_stale_partials(entry.parent)
+        tmp = partial_dir(entry)
         writable = True
     except OSError:
         tmp = Path(tempfile.mkdtemp(prefix="qgan-sat4-"))

@@ -16,7 +16,11 @@ runs them once per file through the cache (:mod:`qgan_widgets.data.cache`). Taug
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+import warnings
 import zlib
 from pathlib import Path
 
@@ -41,6 +45,47 @@ _CSV_CHUNK_ROWS = 2_000
 
 class DatasetError(ValueError):
     """A SAT-4 source is missing or malformed; the message names the file and what is wrong."""
+
+
+def unreadable(path: Path, err: OSError) -> DatasetError:
+    """A DatasetError for a file the operating system will not let us read (permissions, I/O errors)."""
+    name = getattr(err, "filename", None) or path
+    if isinstance(err, PermissionError):
+        return DatasetError(f"{name}: cannot be read (permission denied): give your user read access "
+                            f"(e.g. `chmod a+r {name}`) or copy the file somewhere readable")
+    return DatasetError(f"{name}: cannot be read ({err.strerror or type(err).__name__}): check the file and its disk")
+
+
+@contextlib.contextmanager
+def interrupts_stay_interrupts():
+    """Yield a flag list that is non-empty once Ctrl-C (SIGINT) arrived while the block ran.
+
+    pandas' C parser can turn a KeyboardInterrupt raised inside its reads into a ``ParserError``;
+    with this flag the caller re-raises it as the interrupt it was (main thread only; elsewhere the
+    flag stays empty and nothing changes).
+    """
+    seen: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIGINT ignored or left to the OS: nothing to translate
+        yield seen
+        return
+
+    def handler(signum, frame):
+        seen.append(True)
+        previous(signum, frame)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not allowed here (e.g. an embedded interpreter)
+        yield seen
+        return
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # --------------------------------------------------------------------------- the .mat release
@@ -95,6 +140,8 @@ def _v5_truncation(path: Path) -> str | None:
         if not header.startswith(b"MATLAB 5.0") or len(header) < 128:
             return None  # not v5 (scipy reads v4 too, and reports problems itself)
         order = "<" if header[126:128] == b"IM" else ">"
+        if size == 128:
+            return "it ends right after its 128-byte header: no variables at all"
         pos = 128
         while pos < size:
             f.seek(pos)
@@ -146,6 +193,8 @@ def _mat_v5(path: Path, split: str, tmp: Path) -> None:
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != IMAGE_SHAPE:
         raise DatasetError(f"{path}: {xk} has shape {x.shape} and dtype {x.dtype}, expected uint8 (28, 28, 4, N)")
     n = x.shape[3]
+    if n == 0:
+        raise DatasetError(f"{path}: {xk} holds 0 images (shape {x.shape}): nothing to train on")
     labels = _check_labels(_label_rows(y, n, path, yk), f"{path} ({yk})", n)
     out = np.lib.format.open_memmap(tmp / "x.npy", mode="w+", dtype=np.uint8, shape=(n, *IMAGE_SHAPE))
     _copy_images(out, x, (3, 0, 1, 2), axis_n=3)
@@ -177,6 +226,8 @@ def _mat_v73(path: Path, split: str, tmp: Path) -> None:
         if dx.dtype != np.uint8:
             raise DatasetError(f"{path}: {xk} has dtype {dx.dtype}, expected uint8 images")
         n = dx.shape[0]
+        if n == 0:
+            raise DatasetError(f"{path}: {xk} holds 0 images (shape {tuple(dx.shape[::-1])}): nothing to train on")
         try:
             labels = _check_labels(_label_rows(np.asarray(dy[()]).T, n, path, yk), f"{path} ({yk})", n)
             out = np.lib.format.open_memmap(tmp / "x.npy", mode="w+", dtype=np.uint8, shape=(n, *IMAGE_SHAPE))
@@ -191,24 +242,37 @@ def _mat_v73(path: Path, split: str, tmp: Path) -> None:
 
 
 def convert_mat(path: Path, split: str, tmp: Path) -> None:
-    if path.stat().st_size == 0:
-        raise DatasetError(f"{path}: empty file (truncated download?)")
-    import h5py
+    try:
+        if path.stat().st_size == 0:
+            raise DatasetError(f"{path}: empty file (truncated download?)")
+        import h5py
 
-    if h5py.is_hdf5(str(path)):
-        _mat_v73(path, split, tmp)
-    else:
-        _mat_v5(path, split, tmp)
+        if h5py.is_hdf5(str(path)):
+            _mat_v73(path, split, tmp)
+        else:
+            _mat_v5(path, split, tmp)
+    except OSError as err:
+        if not _is_unreadable(err):
+            raise
+        raise unreadable(path, err) from None
+
+
+def _is_unreadable(err: OSError) -> bool:
+    """An OSError about reading the source (not about writing the cache, which has its own path)."""
+    return isinstance(err, (PermissionError, IsADirectoryError)) or getattr(err, "errno", None) in (5,)
 
 
 # --------------------------------------------------------------------------- the Kaggle CSVs
 def _count_rows(path: Path) -> tuple[int, bool]:
     """(number of data rows, has a text header) of a CSV file, read in binary blocks."""
     newlines, last, size = 0, b"", 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 24):
-            newlines += block.count(b"\n")
-            last, size = block[-1:], size + len(block)
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 24):
+                newlines += block.count(b"\n")
+                last, size = block[-1:], size + len(block)
+    except OSError as err:
+        raise unreadable(path, err) from None
     rows = newlines + (1 if size and last != b"\n" else 0)
     header = _has_header(path)
     return rows - int(header), header
@@ -234,51 +298,72 @@ def _read_csv_rows(path: Path, ncols: int, what: str, sink) -> int:
         raise DatasetError(f"{path}: file not found ({what})")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: empty file ({what})")
-    header = _has_header(path)
+    header = _has_header(path, warn=True)
+    with interrupts_stay_interrupts() as interrupted:
+        try:
+            return _parse_csv(path, ncols, what, sink, header, pd)
+        except (pd.errors.ParserError, ValueError, UnicodeDecodeError, zlib.error, OSError) as exc:
+            if interrupted:  # Ctrl-C that pandas reported as a parse error
+                raise KeyboardInterrupt from exc
+            if isinstance(exc, DatasetError):
+                raise
+            if isinstance(exc, pd.errors.ParserError):
+                raise DatasetError(f"{path}: ragged or malformed CSV, every row needs {ncols} values ({what}): "
+                                   f"{exc}") from exc
+            if isinstance(exc, OSError):
+                raise unreadable(path, exc) from None
+            raise DatasetError(f"{path}: unreadable CSV ({what}): {exc}") from exc
+
+
+def _parse_csv(path: Path, ncols: int, what: str, sink, header: bool, pd) -> int:
+    """The chunked parse of :func:`_read_csv_rows` (errors are translated there)."""
     start = 0
-    try:
-        reader = pd.read_csv(path, header=None, skiprows=int(header), chunksize=_CSV_CHUNK_ROWS,
-                             engine="c", skip_blank_lines=True, low_memory=False)
-        for chunk in reader:
-            line0 = start + 1 + int(header)  # file line of the chunk's first row
-            if chunk.shape[1] != ncols:
-                raise DatasetError(
-                    f"{path}: ragged or wrong-width rows: {chunk.shape[1]} values at line {line0}, "
-                    f"expected {ncols} ({what})"
-                )
-            values = _numeric(chunk, path, line0)
-            if np.isnan(values).any():
-                i = int(np.argmax(np.isnan(values).any(axis=1)))
-                got = int(np.count_nonzero(~np.isnan(values[i])))
-                raise DatasetError(
-                    f"{path}: ragged row at line {line0 + i}: {got} values, expected {ncols} ({what})"
-                )
-            if (values != np.round(values)).any():
-                i, j = np.argwhere(values != np.round(values))[0]
-                raise DatasetError(f"{path}: non-integer value {values[i, j]} at line {line0 + i}, column {j + 1}")
-            if (values < 0).any() or (values > 255).any():
-                i, j = np.argwhere((values < 0) | (values > 255))[0]
-                raise DatasetError(
-                    f"{path}: value {values[i, j]:g} at line {line0 + i}, column {j + 1} is outside 0-255"
-                )
-            sink(start, values.astype(np.uint8))
-            start += len(values)
-    except DatasetError:
-        raise
-    except pd.errors.ParserError as exc:
-        raise DatasetError(f"{path}: ragged or malformed CSV, every row needs {ncols} values ({what}): {exc}") from exc
-    except (UnicodeDecodeError, ValueError, zlib.error) as exc:
-        raise DatasetError(f"{path}: unreadable CSV ({what}): {exc}") from exc
+    reader = pd.read_csv(path, header=None, skiprows=int(header), chunksize=_CSV_CHUNK_ROWS,
+                         engine="c", skip_blank_lines=True, low_memory=False, na_filter=False)
+    for chunk in reader:
+        line0 = start + 1 + int(header)  # file line of the chunk's first row
+        if chunk.shape[1] != ncols:
+            raise DatasetError(
+                f"{path}: ragged or wrong-width rows: {chunk.shape[1]} values at line {line0}, "
+                f"expected {ncols} ({what})"
+            )
+        values = _numeric(chunk, path, line0)
+        if np.isnan(values).any():  # cells missing at the end of a short row (empty cells are named above)
+            i = int(np.argmax(np.isnan(values).any(axis=1)))
+            got = int(np.count_nonzero(~np.isnan(values[i])))
+            raise DatasetError(
+                f"{path}: ragged row at line {line0 + i}: {got} values, expected {ncols} ({what})"
+            )
+        if (values != np.round(values)).any():
+            i, j = np.argwhere(values != np.round(values))[0]
+            raise DatasetError(f"{path}: non-integer value {values[i, j]} at line {line0 + i}, column {j + 1}")
+        if (values < 0).any() or (values > 255).any():
+            i, j = np.argwhere((values < 0) | (values > 255))[0]
+            raise DatasetError(
+                f"{path}: value {values[i, j]:g} at line {line0 + i}, column {j + 1} is outside 0-255"
+            )
+        sink(start, values.astype(np.uint8))
+        start += len(values)
     if start == 0:
         raise DatasetError(f"{path}: no data rows ({what})")
     return start
 
 
-def _has_header(path: Path) -> bool:
-    with open(path, "rb") as f:
-        first = f.readline(1 << 16).decode("utf-8", "replace").strip()
+def _has_header(path: Path, warn: bool = False) -> bool:
+    """Whether the first line is all text (a header). The official CSVs have none: say so when skipping it."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16).decode("utf-8", "replace").strip()
+    except OSError as err:
+        raise unreadable(path, err) from None
     tokens = [t.strip() for t in first.split(",")]
-    return bool(tokens) and not any(_is_number(t) for t in tokens)
+    nonempty = [t for t in tokens if t]
+    header = bool(nonempty) and not any(_is_number(t) for t in nonempty)
+    if header and warn:
+        warnings.warn(f"{path}: skipping its first line as a header ({first[:60]!r}{'...' if len(first) > 60 else ''}); "
+                      f"the official SAT-4 CSVs have no header row, so check that no data row was lost",
+                      UserWarning, stacklevel=4)
+    return header
 
 
 def _numeric(chunk, path: Path, line0: int) -> np.ndarray:
@@ -290,15 +375,37 @@ def _numeric(chunk, path: Path, line0: int) -> np.ndarray:
     for j, col in enumerate(chunk.columns):
         if np.issubdtype(chunk.dtypes.iloc[j], np.number):
             continue
-        coerced = pd.to_numeric(chunk[col], errors="coerce")
-        bad = coerced.isna() & chunk[col].notna()
+        raw = chunk[col]
+        coerced = pd.to_numeric(raw, errors="coerce")
+        bad = coerced.isna() & raw.notna()
         if bad.any():
             i = int(np.argmax(bad.to_numpy()))
+            cell = raw.iloc[i]
+            if isinstance(cell, str) and not cell.strip():
+                fields = _fields_on_line(path, line0 + i)
+                if fields is not None and fields < len(chunk.columns):  # a short row, padded by the parser
+                    raise DatasetError(f"{path}: ragged row at line {line0 + i}: {fields} values, expected "
+                                       f"{len(chunk.columns)}")
+                raise DatasetError(f"{path}: empty cell at line {line0 + i}, column {j + 1} (every cell needs a "
+                                   f"number 0-255)")
             raise DatasetError(
-                f"{path}: non-numeric value {chunk[col].iloc[i]!r} at line {line0 + i}, column {j + 1}"
+                f"{path}: non-numeric value {cell!r} at line {line0 + i}, column {j + 1} (every cell needs a "
+                f"number 0-255)"
             )
         chunk[col] = coerced
     return chunk.to_numpy(dtype=np.float64)
+
+
+def _fields_on_line(path: Path, lineno: int) -> int | None:
+    """How many comma-separated fields line ``lineno`` (1-based) of a file holds (None if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if n == lineno:
+                    return line.rstrip(b"\r\n").count(b",") + 1
+    except OSError:
+        return None
+    return None
 
 
 def csv_files(directory: Path, split: str) -> tuple[Path, Path]:

@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from qgan_widgets.data.cache import clean_stale_partials, partial_dir
+
 __all__ = ["atomic_directory", "read_config", "load_weights", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -28,7 +30,8 @@ def atomic_directory(path: Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    clean_stale_partials(path.parent)  # left by a killed save
+    tmp = partial_dir(path)
     try:
         yield tmp
         old = None
