@@ -257,16 +257,32 @@ def test_run_sync_sample_view_toggle_and_new_run_on_changed_settings(workspace, 
     assert ex.trainer.config.lr_generator == pytest.approx(3e-3)
 
 
+def test_qsim_is_not_offered_and_refused_with_the_reason(workspace, tmp_path):
+    """Issue 13, item 9: the Explorer offers only backends that train; qsim is refused with why."""
+    from qgan_widgets.widgets.state import check_value
+
+    with pytest.raises(ExplorerError, match="'qsim' cannot train .*no gradients.*choose statevector or tfq"):
+        check_value("backend", "qsim")
+    with pytest.raises(ExplorerError, match="'qsim' cannot train"):
+        make(workspace, tmp_path, backend="qsim")
+    assert check_value("backend", "tfq") == "tfq"
+
+
 def test_errors_land_in_the_output_pane(workspace, tmp_path, monkeypatch):
-    ex = make(workspace, tmp_path, backend="qsim")  # the qsim backend has no gradient: training fails
+    from qgan_widgets.models import generators
+    from qgan_widgets.quantum import NotDifferentiableError
+
+    def no_gradient(self, *args, **kwargs):  # a generator that cannot train: the error must be shown
+        raise NotDifferentiableError("this generator has no gradient")
+
+    monkeypatch.setattr(generators.QuantumGenerator, "check_trainable", no_gradient)
+    ex = make(workspace, tmp_path)
     ex.buttons["train"].click()
     assert ex.wait(60)
     assert ex.state.status == "error" and "NotDifferentiableError" in ex.state.message
     text = "".join(o.get("text", "") for o in ex.views["output"].outputs)
     assert "no gradient" in text and "Traceback" in text
     assert not ex.controls["num_qubits"].disabled and not ex.buttons["train"].disabled
-    from qgan_widgets.quantum import NotDifferentiableError
-
     with pytest.raises(NotDifferentiableError):
         ex.run_sync(steps=2)
     assert len(ex.errors) == 2

@@ -19,7 +19,7 @@ from qgan_widgets.quantum.statevector import (
     StateVectorBackend, MemoryLimitError, memory_bytes, flops_per_step, clear_caches,
 )
 from qgan_widgets.quantum.backends import (
-    BACKENDS, DEFAULT_BACKEND, make_backend, TFQBackend, QSimBackend, GeneratorError,
+    BACKENDS, TRAINABLE_BACKENDS, DEFAULT_BACKEND, make_backend, TFQBackend, QSimBackend, GeneratorError,
     NotDifferentiableError, SimulationTooLargeError,
 )
 

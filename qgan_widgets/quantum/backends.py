@@ -31,10 +31,12 @@ import numpy as np
 from qgan_widgets._tf import tf
 from qgan_widgets.quantum.circuits import StyleCircuit, check_size
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "MEMORY_FACTOR", "GeneratorError", "NotDifferentiableError",
+__all__ = ["BACKENDS", "TRAINABLE_BACKENDS", "DEFAULT_BACKEND", "MEMORY_FACTOR", "GeneratorError", "NotDifferentiableError",
            "SimulationTooLargeError", "available_memory", "TFQBackend", "QSimBackend", "make_backend"]
 
 BACKENDS = ("tfq", "qsim", "statevector")
+TRAINABLE_BACKENDS = ("statevector", "tfq")
+"""The backends with gradients (``qsim`` samples and adds noise for scoring; it cannot train)."""
 DEFAULT_BACKEND = "statevector"
 """The backend a ``QuantumGenerator`` uses unless told otherwise (the dashboard and sweeps inherit it).
 

@@ -15,7 +15,7 @@ from traitlets import Any, Float, HasTraits, Int, List, TraitError, Unicode, val
 from qgan_widgets import FAST
 from qgan_widgets.quantum.circuits import ENTANGLERS, READOUTS, count_parameters, entangler_pairs, latent_dim_for
 from qgan_widgets.models.critic import critic_count_parameters
-from qgan_widgets.quantum.backends import BACKENDS, DEFAULT_BACKEND
+from qgan_widgets.quantum.backends import DEFAULT_BACKEND, TRAINABLE_BACKENDS
 from qgan_widgets.models.generators import classical_count_parameters
 
 __all__ = ["ExplorerState", "ExplorerError", "defaults", "check_value", "check_config", "CONFIG_KEYS",
@@ -59,7 +59,7 @@ _INT_LIMITS = {
     "critic_width": (1, MAX_WIDTH), "critic_depth": (1, 8), "steps": (1, MAX_STEPS),
     "batch_size": (2, 4096), "n_critic": (1, 50), "eval_every": (1, MAX_STEPS), "seed": (0, 2**31 - 1),
 }
-_CHOICES = {"kind": KINDS, "entangler": ENTANGLERS, "readout": READOUTS, "backend": BACKENDS,
+_CHOICES = {"kind": KINDS, "entangler": ENTANGLERS, "readout": READOUTS, "backend": TRAINABLE_BACKENDS,
             "view": SAMPLE_VIEWS}
 _HINTS = {"num_qubits": " (every qubit doubles the simulation cost; from about 8 qubits a training step "
                         "takes seconds)"}
@@ -115,6 +115,10 @@ def check_value(name: str, value):
     if name not in LABELS:
         raise ExplorerError(f"unknown Explorer setting {name!r}; known: {', '.join(CONFIG_KEYS)}")
     label = LABELS[name]
+    if name == "backend" and value == "qsim":
+        raise ExplorerError(f"{label}: 'qsim' cannot train (it samples shots, with optional noise, and has no "
+                            f"gradients; notebook 03 uses it to score a trained generator): choose "
+                            f"{' or '.join(TRAINABLE_BACKENDS)}")
     if name in _CHOICES:
         if value not in _CHOICES[name]:
             raise ExplorerError(f"{label}: {value!r} is not one of {', '.join(_CHOICES[name])}")
