@@ -8,6 +8,12 @@ first touched; TFQ needs Keras 2 (the ``tf_keras`` package). ``import qgan_widge
     from qgan_widgets._tf import tf, keras   # keras is tf_keras (Keras 2)
 
 so the guard cannot be skipped by importing a submodule first.
+
+It is also the one place that keeps TensorFlow quiet: the log levels are set before TensorFlow is
+first imported, and the native start-up lines that no level silences (CUDA plugin registration,
+"failed call to cuInit" on machines without a GPU, oneDNN and CPU-instruction notices) are dropped
+while TensorFlow loads and finds its devices; anything else it prints is passed on, so a real
+problem is still shown. ``QGAN_TF_LOGS=1`` keeps everything (for bug reports).
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ def ensure_legacy_keras() -> None:
             f"because TensorFlow Quantum's layers are Keras 2 layers. Unset it or set it to 1. {_FIX}"
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of notebooks
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose_logs() else "2")  # no INFO/WARNING chatter
     tf = sys.modules.get("tensorflow")
     if tf is None:
         return
@@ -48,9 +54,69 @@ def ensure_legacy_keras() -> None:
         )
 
 
+HARMLESS = (
+    "Unable to register cuFFT factory", "Unable to register cuDNN factory", "Unable to register cuBLAS factory",
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "failed call to cuInit", "computation placer already registered", "TF-TRT Warning",
+    "oneDNN custom operations are on", "This TensorFlow binary is optimized",
+    "To enable the following instructions", "rebuild TensorFlow with the appropriate compiler flags",
+    "XLA service", "StreamExecutor device", "Compiled cluster using XLA",
+)
+"""Native start-up lines of TensorFlow that mean nothing on a CPU machine (dropped unless QGAN_TF_LOGS=1)."""
+
+
+def verbose_logs() -> bool:
+    """True when the user asked for TensorFlow's own logs (``QGAN_TF_LOGS=1``)."""
+    return os.environ.get("QGAN_TF_LOGS", "0") not in ("", "0", "false", "False")
+
+
+def _import_quietly():
+    """Import TensorFlow and tf_keras with descriptor 2 diverted; drop the HARMLESS lines, pass on the rest."""
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: import as is
+        import tensorflow
+        import tf_keras
+
+        return tensorflow, tf_keras
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            import tensorflow
+            import tf_keras
+
+            tensorflow.config.list_physical_devices("GPU")  # the cuInit message comes now, not mid-training
+            # XLA's once-per-process lines ("XLA service ... initialized", "Compiled cluster using XLA")
+            # go through absl before its logging is set up, at any log level: let them come now.
+            tensorflow.function(lambda x: x + 1.0, jit_compile=True)(tensorflow.zeros((1,)))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines() if line.strip() and not any(h in line for h in HARMLESS)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+    return tensorflow, tf_keras
+
+
 ensure_legacy_keras()
 
-import tensorflow as tf  # noqa: E402  (must follow the guard)
-import tf_keras as keras  # noqa: E402
+if "tensorflow" in sys.modules or verbose_logs():
+    import tensorflow as tf  # noqa: E402  (must follow the guard)
+    import tf_keras as keras  # noqa: E402
+else:
+    tf, keras = _import_quietly()
+if not verbose_logs():
+    try:  # Python-side warnings of TensorFlow and Keras go through absl: errors only
+        from absl import logging as _absl_logging
 
-__all__ = ["tf", "keras", "ensure_legacy_keras", "KerasModeError"]
+        _absl_logging.set_verbosity(_absl_logging.ERROR)
+    except ImportError:  # pragma: no cover (absl comes with TensorFlow)
+        pass
+    tf.get_logger().setLevel("ERROR")
+
+__all__ = ["tf", "keras", "ensure_legacy_keras", "verbose_logs", "KerasModeError", "HARMLESS"]

@@ -430,3 +430,21 @@ def test_study_face_hands_on_the_sweep_definition_and_the_analysis():
     for name in ("analyze", "plot_scaling", "optimal_critic", "OptimalityRule", "run_sweep", "load_results"):
         assert callable(getattr(qw.study, name)), name
     assert not hasattr(experiments, "plot_scaling")  # the runner no longer re-exports the analysis
+
+
+def test_the_quick_sweeps_run_time_is_stated_the_same_everywhere():
+    """README, `sweep --help` and the packaged config quote one measured figure (issue 12)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    places = {
+        "README": (root / "README.md").read_text(),
+        "config": (CONFIG_DIR / "sweep-quick.yaml").read_text().splitlines()[0],
+        "help": (root / "qgan_widgets" / "apps" / "sweep.py").read_text(),
+    }
+    figures = {}
+    for name, text in places.items():
+        found = set(re.findall(r"about (\d+) minutes on 2 cores", text))
+        assert len(found) == 1, (name, found)
+        figures[name] = found.pop()
+    assert len(set(figures.values())) == 1, figures

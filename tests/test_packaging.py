@@ -93,3 +93,23 @@ def test_cli_rejects_unknown_commands():
 
     assert main(["no-such-command"]) == 2
     assert main(["--help"]) == 0
+
+
+NOISE = ("cuFFT", "cuDNN", "cuBLAS", "cuInit", "absl::InitializeLog", "XLA service", "StreamExecutor device",
+         "oneDNN custom operations", "This TensorFlow binary is optimized", "Compiled cluster using XLA")
+_WORK = ("import numpy as np, qgan_widgets as qw; "
+         "g = qw.models.QuantumGenerator(2, 1, seed=0); print(float(np.sum(g(np.zeros((3, g.noise_dim), 'float32'))))); "
+         "from qgan_widgets._tf import tf; f = tf.function(lambda x: tf.reduce_sum(x * x), jit_compile=True); "
+         "print(float(f(tf.ones(4))))")
+
+
+def test_no_tensorflow_start_up_noise_unless_asked_for():
+    """Issue 12: no CUDA registration, cuInit, XLA or absl lines in what users see; QGAN_TF_LOGS=1 keeps them."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "QGAN_TF_LOGS")}
+    quiet = subprocess.run([sys.executable, "-c", _WORK], capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.split() == [quiet.stdout.split()[0], "4.0"]
+    assert not [line for line in quiet.stderr.splitlines() if any(n in line for n in NOISE)], quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", _WORK], capture_output=True, text=True, timeout=300,
+                          env={**env, "QGAN_TF_LOGS": "1"})
+    assert loud.returncode == 0 and any(n in loud.stderr for n in NOISE), loud.stderr  # the filter matters here

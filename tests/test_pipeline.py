@@ -111,7 +111,7 @@ def test_evaluator_scores_and_fixed_samples(ws):
         ws.evaluator(n_samples=10, n_grid=20)
 
 
-def test_training_sample_grids_say_which_data(ws, tmp_path, monkeypatch):
+def test_training_sample_grids_say_which_generator_and_which_data(ws, tmp_path, monkeypatch):
     from qgan_widgets.training import rundir
     from qgan_widgets.training import trainer as training
     from qgan_widgets.models import Critic
@@ -122,7 +122,7 @@ def test_training_sample_grids_say_which_data(ws, tmp_path, monkeypatch):
     training.WGANGPTrainer(ClassicalGenerator(noise_dim=4, latent_dim=4, seed=0), Critic(4, 8, seed=0),
                            ws.real_latents, {"steps": 2, "eval_every": 2, "batch_size": 16, "n_critic": 1},
                            evaluator=ws.evaluator(n_samples=32, n_grid=4), out_dir=tmp_path).train()
-    assert titles == ["generated samples, step 2, sat4-synthetic (stand-in)"]
+    assert titles == ["classical generator samples, step 2, sat4-synthetic (stand-in)"]  # which generator, which data
 
 
 def test_evaluator_with_the_package_generator(ws):

@@ -320,7 +320,9 @@ class RunDirectory:
         if samples is not None:
             try:
                 data = self.last_scores.get("data")  # e.g. "sat4-synthetic (stand-in)", from the evaluator
+                kind = getattr(self.generator, "kind", None)  # "quantum" / "classical": say which one this is
+                who = f"{kind} generator" if kind in ("quantum", "classical") else "generated"
                 _save_grid(samples, self.out_dir / f"samples_{record['step']:05d}.png",
-                           f"generated samples, step {record['step']}" + (f", {data}" if data else ""))
+                           f"{who} samples, step {record['step']}" + (f", {data}" if data else ""))
             except Exception as err:  # a plotting problem must not end a training run
                 warnings.warn(f"could not save the sample grid: {err}", stacklevel=2)

@@ -13,12 +13,8 @@ Taught in notebook ``07_explorer``; ``make dashboard`` serves it as a Voila web 
 """
 from __future__ import annotations
 
-from qgan_widgets.widgets._startup import quiet_tensorflow_import as _quiet
-
-_quiet()  # before anything imports TensorFlow: no native start-up noise on the dashboard page
-
-from qgan_widgets.widgets.state import ExplorerError, ExplorerState, defaults  # noqa: E402,F401
-from qgan_widgets.widgets.runner import Runner, workspace_for  # noqa: E402,F401
-from qgan_widgets.widgets.explorer import Explorer  # noqa: E402,F401
+from qgan_widgets.widgets.state import ExplorerError, ExplorerState, defaults
+from qgan_widgets.widgets.runner import Runner, workspace_for
+from qgan_widgets.widgets.explorer import Explorer
 
 __all__ = ["Explorer", "ExplorerState", "ExplorerError", "Runner", "defaults", "workspace_for"]
