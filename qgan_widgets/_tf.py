@@ -65,6 +65,47 @@ HARMLESS = (
 """Native start-up lines of TensorFlow that mean nothing on a CPU machine (dropped unless QGAN_TF_LOGS=1)."""
 
 
+DEFAULT_THREADS = 2
+"""TensorFlow's intra- and inter-op thread counts unless ``QGAN_THREADS`` says otherwise.
+
+The same seed gives bit-identical results on one machine, but the work split of TensorFlow's
+parallel reductions follows the thread count, which TensorFlow takes from the machine's cores: the
+same code gave a quick-demo floor of 23.41 with 1 thread and 24.47 with 2, and training amplifies
+such differences (trained FD 49.1 vs 52.7 after 80 steps; measured with ``bench host``). A fixed
+count makes scores the same on every machine with this stack. ``QGAN_THREADS=N`` picks another
+count (e.g. all cores of a big machine, for speed); ``QGAN_THREADS=0`` leaves it to TensorFlow (the
+results then depend on the machine); ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``, when
+set, win."""
+
+
+def thread_count() -> int:
+    """The thread count this process pins TensorFlow to (0: TensorFlow's own choice)."""
+    raw = os.environ.get("QGAN_THREADS", "").strip()
+    if not raw:
+        return DEFAULT_THREADS
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"QGAN_THREADS must be a whole number >= 0 (0: TensorFlow's default), got {raw!r}") from None
+    if n < 0:
+        raise ValueError(f"QGAN_THREADS must be a whole number >= 0 (0: TensorFlow's default), got {raw!r}")
+    return n
+
+
+def _pin_threads(tensorflow) -> None:
+    """Set TensorFlow's thread pools before its runtime starts (see :data:`DEFAULT_THREADS`)."""
+    n = thread_count()
+    for var, setter in (("TF_NUM_INTRAOP_THREADS", tensorflow.config.threading.set_intra_op_parallelism_threads),
+                        ("TF_NUM_INTEROP_THREADS", tensorflow.config.threading.set_inter_op_parallelism_threads)):
+        raw = os.environ.get(var, "").strip()
+        count = int(raw) if raw.isdigit() else n
+        if count > 0:
+            try:
+                setter(count)
+            except RuntimeError:  # the runtime started already (TensorFlow was used before qgan_widgets)
+                return
+
+
 def verbose_logs() -> bool:
     """True when the user asked for TensorFlow's own logs (``QGAN_TF_LOGS=1``)."""
     return os.environ.get("QGAN_TF_LOGS", "0") not in ("", "0", "false", "False")
@@ -81,6 +122,7 @@ def _import_quietly():
         import tensorflow
         import tf_keras
 
+        _pin_threads(tensorflow)
         return tensorflow, tf_keras
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
@@ -88,6 +130,7 @@ def _import_quietly():
             import tensorflow
             import tf_keras
 
+            _pin_threads(tensorflow)
             tensorflow.config.list_physical_devices("GPU")  # the cuInit message comes now, not mid-training
             # XLA's once-per-process lines ("XLA service ... initialized", "Compiled cluster using XLA")
             # go through absl before its logging is set up, at any log level: let them come now.
@@ -106,8 +149,12 @@ def _import_quietly():
 ensure_legacy_keras()
 
 if "tensorflow" in sys.modules or verbose_logs():
+    _fresh = "tensorflow" not in sys.modules
     import tensorflow as tf  # noqa: E402  (must follow the guard)
     import tf_keras as keras  # noqa: E402
+
+    if _fresh:
+        _pin_threads(tf)
 else:
     tf, keras = _import_quietly()
 if not verbose_logs():
@@ -119,4 +166,4 @@ if not verbose_logs():
         pass
     tf.get_logger().setLevel("ERROR")
 
-__all__ = ["tf", "keras", "ensure_legacy_keras", "verbose_logs", "KerasModeError", "HARMLESS"]
+__all__ = ["tf", "keras", "ensure_legacy_keras", "verbose_logs", "thread_count", "DEFAULT_THREADS", "KerasModeError", "HARMLESS"]

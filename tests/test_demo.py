@@ -116,3 +116,17 @@ def test_tiny_end_to_end_run(tmp_path, capsys, inception_weights):
     assert again["fd_generated"] == summary["fd_generated"]
     assert again["fd_classical"] == summary["fd_classical"]
     assert again["fid_inception"] is None
+
+
+@pytest.mark.slow
+def test_scores_do_not_depend_on_the_hosts_core_count_or_onednn_isa():
+    """Issue 12: the README's figures differed from a reader's run because TensorFlow's thread count
+    follows the machine's cores. With the fixed default thread count the same seed gives identical
+    scores on one core and on all, and with oneDNN capped to AVX2 (each in a fresh process with an
+    empty cache, so the VAE and the classifier are retrained there)."""
+    from qgan_widgets.apps import reproduce
+
+    variants = [v for v in reproduce.HOST_VARIANTS if v[0].startswith(("default", "one core", "oneDNN capped"))]
+    rows = [reproduce.run_variant(env, cpus, steps=10, seed=0) for _, env, cpus, _ in variants]
+    for name, row in zip([v[0] for v in variants], rows):
+        assert all(row[k] == rows[0][k] for k in reproduce.KEYS), (name, row, rows[0])

@@ -1,4 +1,4 @@
-"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator``).
+"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds``).
 
 ``bench generator`` builds the style-based quantum generator for every backend and size, and
 times what training does per generator step: a forward pass on a batch of noise and the gradient
@@ -300,7 +300,7 @@ def _generator_main(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qgan_widgets bench generator [options]``."""
+    """``python -m qgan_widgets bench generator|host|seeds [options]``."""
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     gen = sub.add_parser("generator", help="forward + gradient steps of the quantum generator, per backend")
@@ -317,8 +317,25 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--readout", default="z")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--json", help="write the rows to this JSON file")
+    host = sub.add_parser("host", help="the same seed under host variations (cores, oneDNN, BLAS): identical?")
+    host.add_argument("--steps", type=int, default=80, help="training steps of the probe (default 80)")
+    host.add_argument("--seed", type=int, default=0)
+    host.add_argument("--json", help="write the rows to this JSON file")
+    seeds = sub.add_parser("seeds", help="the demo over several seeds: each seed's scores and their spread")
+    seeds.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,3,7 (default 0-4)")
+    seeds.add_argument("--quick", action="store_true", help="the quick demo (default: the full one)")
+    seeds.add_argument("--steps", type=int, default=None, help="override the demo's training steps")
+    seeds.add_argument("--json", help="write the rows and the spread to this JSON file")
     args = parser.parse_args(argv)
     try:
+        if args.what == "host":
+            from qgan_widgets.apps.reproduce import host_main
+
+            return host_main(args)
+        if args.what == "seeds":
+            from qgan_widgets.apps.reproduce import seeds_main
+
+            return seeds_main(args)
         if args.batch < 1 or args.steps < 1 or args.warmup < 0:
             raise ValueError("--batch and --steps must be >= 1 and --warmup >= 0")
         return _generator_main(args)

@@ -205,7 +205,7 @@ def _plot_fd(path: Path, runs: dict, fd_untrained: float, floor: float, extracto
     ax2.set_ylabel("FD in the VAE latent space")
     ax2.set_title("latent-space FD (cheap live score)", fontsize=9)
     for axis in (ax.yaxis, ax2.yaxis):
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
         axis.set_major_formatter(plain)
         axis.set_minor_formatter(NullFormatter())
     handles, labels = ax.get_legend_handles_labels()  # below the plots: never over the curves

@@ -1,0 +1,157 @@
+"""How much a score moves, and for which reasons: ``bench host`` and ``bench seeds``.
+
+``bench host`` runs one small pipeline (data, VAE, classifier, a short quantum training: what the
+quick demo does, with ``--steps`` training steps) in fresh processes under host variations it can
+make on one machine: one core instead of all (CPU affinity), oneDNN capped to AVX2 or switched
+off, BLAS on one thread, and TensorFlow's thread count left to the machine (``QGAN_THREADS=0``) on
+one core and on all. With the toolkit's fixed thread count the scores must be identical; the last
+two rows show what the machine's core count does without it.
+
+``bench seeds`` runs the demo (quick or full) for several seeds and prints each seed's scores and
+their spread: the range a reader's own seed-0 run should land in. The README quotes both tables.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KEYS = ("fd_untrained", "fd_generated", "fd_classical", "fd_reconstruction_floor")
+LABELS = {"fd_untrained": "untrained", "fd_generated": "quantum", "fd_classical": "classical",
+          "fd_reconstruction_floor": "floor"}
+
+HOST_VARIANTS = [  # name, extra environment, CPU affinity (None: as given), must equal the default
+    ("default (this machine's cores)", {}, None, True),
+    ("one core (CPU affinity)", {}, {0}, True),
+    ("oneDNN capped to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, None, True),
+    ("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, True),
+    ("BLAS on one thread", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, None,
+     True),
+    ("QGAN_THREADS=0, all cores", {"QGAN_THREADS": "0"}, None, False),
+    ("QGAN_THREADS=0, one core", {"QGAN_THREADS": "0"}, {0}, False),
+]
+
+
+def pipeline_scores(steps: int = 80, seed: int = 0, quick: bool = True, out: str | None = None) -> dict:
+    """The demo's scores (``KEYS``) from a fresh cache: what ``bench host`` compares across variants."""
+    from qgan_widgets.apps.demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="qgan-probe-") as tmp:
+        summary = run_demo(quick=quick, out=out or os.path.join(tmp, "demo"), seed=seed, steps=steps,
+                           verbose=False, progress=False, inception=False)
+    return {k: summary[k] for k in (*KEYS, "gap_closed", "wall_time_s")}
+
+
+def _child(args_json: str) -> None:  # runs in the probe process
+    print("RESULT " + json.dumps(pipeline_scores(**json.loads(args_json))), flush=True)
+
+
+def run_variant(env: dict, cpus: set | None, steps: int, seed: int, timeout: float = 1800) -> dict:
+    """``pipeline_scores`` in a fresh process with its own empty cache, extra ``env`` and CPU affinity."""
+    with tempfile.TemporaryDirectory(prefix="qgan-host-") as cache:
+        full_env = {**os.environ, **env, "QGAN_CACHE_DIR": cache}
+        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):  # the probe must pick its own
+            full_env.pop(var, None)
+        code = ("from qgan_widgets.apps.reproduce import _child; "
+                f"_child({json.dumps(json.dumps({'steps': steps, 'seed': seed}))})")
+        preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        t0 = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True,
+                             timeout=timeout, preexec_fn=preexec)
+        lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+        if run.returncode != 0 or not lines:
+            raise RuntimeError(f"the probe failed (exit {run.returncode}): {run.stderr[-2000:]}")
+        return {**json.loads(lines[-1][len("RESULT "):]), "process_s": round(time.perf_counter() - t0, 1)}
+
+
+def host_table(steps: int = 80, seed: int = 0, variants=None) -> list[dict]:
+    rows = []
+    for name, env, cpus, must_match in variants or HOST_VARIANTS:
+        rows.append({"variant": name, "must_match": must_match, **run_variant(env, cpus, steps, seed)})
+        print(_row_text(rows[-1], rows[0]), flush=True)
+    return rows
+
+
+def _row_text(row: dict, ref: dict) -> str:
+    same = all(row[k] == ref[k] for k in KEYS)
+    verdict = "identical" if same else ("DIFFERENT" if row["must_match"] else "different (expected)")
+    scores = "  ".join(f"{LABELS[k]} {row[k]:.6g}" for k in KEYS)
+    return f"  {row['variant']:<34} {scores}  {row['process_s']:6.1f} s  {verdict}"
+
+
+def seed_table(seeds, quick: bool, steps: int | None = None) -> list[dict]:
+    """The demo for each seed (fresh cache each, so the VAE and classifier are seeded too)."""
+    rows = []
+    saved = os.environ.get("QGAN_CACHE_DIR")
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix="qgan-seed-") as cache:
+            os.environ["QGAN_CACHE_DIR"] = cache
+            try:
+                row = {"seed": seed, **pipeline_scores(steps=steps, seed=seed, quick=quick)}
+            finally:
+                if saved is None:
+                    os.environ.pop("QGAN_CACHE_DIR", None)
+                else:
+                    os.environ["QGAN_CACHE_DIR"] = saved
+        rows.append(row)
+        print("  seed {seed}: ".format(**row) + "  ".join(f"{LABELS[k]} {row[k]:.4g}" for k in KEYS)
+              + f"  gap closed {row['gap_closed']:.0%}  ({row['wall_time_s']:.0f} s)", flush=True)
+    return rows
+
+
+def spread_summary(rows: list[dict]) -> dict:
+    """Mean, standard deviation, min and max per score over the seeds."""
+    out = {}
+    for k in (*KEYS, "gap_closed"):
+        values = [r[k] for r in rows]
+        out[k] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                  "min": min(values), "max": max(values)}
+    return out
+
+
+def host_main(args) -> int:
+    from qgan_widgets.apps.bench import machine_summary
+
+    print(f"bench host: the quick demo's pipeline with {args.steps} training steps, seed {args.seed}, "
+          f"each variant in a fresh process with an empty cache")
+    print(machine_summary())
+    rows = host_table(args.steps, args.seed)
+    bad = [r["variant"] for r in rows if r["must_match"] and any(r[k] != rows[0][k] for k in KEYS)]
+    print("\nall variants that must match are identical" if not bad else f"\nDIFFERENT: {', '.join(bad)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 1 if bad else 0
+
+
+def seeds_main(args) -> int:
+    from qgan_widgets.apps.bench import machine_summary
+
+    seeds = _parse_seeds(args.seeds)
+    print(f"bench seeds: the {'quick' if args.quick else 'full'} demo for seeds {seeds} (fresh cache each)")
+    print(machine_summary())
+    rows = seed_table(seeds, args.quick, args.steps)
+    summary = spread_summary(rows)
+    print("\nscore        mean     std      min      max")
+    for k, s in summary.items():
+        name = LABELS.get(k, k)
+        print(f"  {name:<10} {s['mean']:8.4g} {s['std']:8.3g} {s['min']:8.4g} {s['max']:8.4g}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "spread": summary, "quick": args.quick},
+                                              indent=2) + "\n")
+    return 0
+
+
+def _parse_seeds(text: str) -> list[int]:
+    if "-" in text and "," not in text:
+        lo, hi = (int(v) for v in text.split("-", 1))
+        seeds = list(range(lo, hi + 1))
+    else:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"--seeds must be like 0-4 or 0,1,2 (seeds >= 0), got {text!r}")
+    return seeds
