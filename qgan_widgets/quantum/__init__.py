@@ -6,7 +6,8 @@ Bottom wing (with :mod:`qgan_widgets.data`). Taught in notebook ``03_style_quant
   ``w * xi_j + b``), parameter counts, readouts, text / SVG / QASM views;
 - :mod:`.statevector_plan`: the circuit compiled into two-qubit-window steps and tables (NumPy, Cirq);
 - :mod:`.statevector`: the exact batched state-vector backend (TensorFlow / XLA, adjoint gradient);
-- :mod:`.backends`: the backends by name (``statevector``, ``tfq``, ``qsim``) and their errors.
+- :mod:`.backends`: the backends by name (``statevector``, ``tfq``, ``qsim``) and their errors;
+- :mod:`.plateaus`: barren plateaus: the variance of a readout's gradient against the qubit count.
 """
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from qgan_widgets.quantum.backends import (
     BACKENDS, TRAINABLE_BACKENDS, DEFAULT_BACKEND, make_backend, TFQBackend, QSimBackend, GeneratorError,
     NotDifferentiableError, SimulationTooLargeError,
 )
+from qgan_widgets.quantum.plateaus import decay_per_qubit, gradient_variance
 
 __all__ = [
     "StyleCircuit", "style_circuit", "count_parameters", "readout_observables", "latent_dim_for",
     "gate_table", "entangler_pairs", "check_size", "ENTANGLERS", "READOUTS", "to_text", "to_svg",
     "to_qasm", "cry_to_cnots", "Plan", "StateVectorError", "compile_plan", "StateVectorBackend",
-    "MemoryLimitError", "memory_bytes", "flops_per_step", "clear_caches", "BACKENDS",
+    "MemoryLimitError", "memory_bytes", "flops_per_step", "clear_caches", "BACKENDS", "TRAINABLE_BACKENDS",
     "DEFAULT_BACKEND", "make_backend", "TFQBackend", "QSimBackend", "GeneratorError",
-    "NotDifferentiableError", "SimulationTooLargeError",
+    "NotDifferentiableError", "SimulationTooLargeError", "gradient_variance", "decay_per_qubit",
 ]
