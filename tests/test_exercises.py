@@ -61,7 +61,7 @@ def test_parameter_count_diagnoses_common_mistakes(capsys):
 ])
 def test_placeholder_and_garbage_answers_are_handled(capsys, check, args):
     ok, out = verdict(capsys, check, *args, None)
-    assert ok is False and "No answer yet" in out and "Hint" in out
+    assert ok is False and "No answer yet" in out and "Hint" not in out  # no hint before a first try
     ok, out = verdict(capsys, check, *args, "forty-two")
     assert ok is False and "could not read" in out
     ok, out = verdict(capsys, check, *args, None, reveal=True)
@@ -178,3 +178,49 @@ def test_gp_target(capsys):
     assert not ex.check_gp_target(0)
     assert "constant" in capsys.readouterr().out
     assert not ex.check_gp_target(True)  # a bool is not a number here
+
+
+def test_hints_come_only_after_a_wrong_answer(capsys):
+    ok, out = verdict(capsys, ex.check_gp_target, None)
+    assert not ok and "Hint" not in out and "expected answer" not in out
+    ok, out = verdict(capsys, ex.check_gp_target, 2.0)
+    assert not ok and "Hint" in out and "expected answer" not in out
+
+
+def test_teacher_mode_reveals_every_answer(capsys, monkeypatch):
+    monkeypatch.setenv("QGAN_REVEAL", "1")
+    ok, out = verdict(capsys, ex.check_parameter_count, 4, 3, "cry-ring", None)
+    assert not ok and "(Teacher) expected answer: 128" in out
+    ok, out = verdict(capsys, ex.check_choice, "06-ci-zero", None)
+    assert "(Teacher) expected answer: c" in out
+
+
+@pytest.mark.parametrize("qid", list(ex.QUESTIONS))
+def test_choice_questions(capsys, qid):
+    q = ex.QUESTIONS[qid]
+    ok, out = verdict(capsys, ex.check_choice, qid, None)
+    assert not ok and q["question"] in out and all(f"({k})" in out for k in q["options"])
+    ok, out = verdict(capsys, ex.check_choice, qid, "z")
+    assert not ok and "one of the letters" in out
+    if q["correct"] is None:  # decided by a run
+        ok, out = verdict(capsys, ex.check_choice, qid, "a")
+        assert not ok and "you predicted (a)" in out
+        assert ex.check_choice(qid, "A", observed="a") is True
+        return
+    assert ex.check_choice(qid, q["correct"].upper()) is True
+    for wrong in set(q["options"]) - {q["correct"]}:
+        ok, out = verdict(capsys, ex.check_choice, qid, wrong)
+        assert not ok and "Hint: " + q["feedback"][wrong] in out
+    with pytest.raises(ValueError, match="unknown question"):
+        ex.check_choice("nope", "a")
+
+
+def test_predictions_are_judged_against_the_measurement(capsys):
+    ok, out = verdict(capsys, ex.check_prediction, "FD(real, real) at N = 50", None, 3.2)
+    assert not ok and "predict first" in out and "Hint" not in out
+    assert ex.check_prediction("FD(real, real) at N = 50", 3.0, 3.2) is True
+    ok, out = verdict(capsys, ex.check_prediction, "FD(real, real) at N = 50", 0.0, 3.2,
+                      mistakes=[(0.0, "two samples of one distribution still differ at small N")])
+    assert not ok and "still differ at small N" in out
+    ok, out = verdict(capsys, ex.check_prediction, "x", 10.0, 3.2)
+    assert not ok and "the measured value is lower" in out

@@ -2,11 +2,16 @@
 
 Every checker prints a friendly verdict and returns ``True`` (correct) or ``False``:
 
-* ``answer = None`` (the placeholder the notebooks ship with) gets a hint and ``False``, so a
-  notebook with unanswered exercises still runs from top to bottom;
+* ``answer = None`` (the placeholder the notebooks ship with) gets "no answer yet" and ``False``,
+  nothing more (no hint: try first), so a notebook with unanswered exercises still runs;
 * a wrong answer gets "not quite" and a hint aimed at the usual mistake (e.g. counting gates
   instead of parameters), never the solution;
-* ``reveal=True`` (for the teacher) also prints the expected answer.
+* ``reveal=True``, or ``QGAN_REVEAL=1`` in the environment (a teacher's answer key: run the
+  notebooks with it to see every expected answer), also prints the expected answer.
+
+Beside the computed answers there are two kinds of questions about understanding:
+:func:`check_choice` (multiple choice, :data:`QUESTIONS`, each wrong option with its own
+feedback) and :func:`check_prediction` (predict, then run: the measured value decides).
 
 The correct answers are computed by the package itself (:func:`qgan_widgets.quantum.circuits.count_parameters`,
 :func:`qgan_widgets.models.critic.critic_count_parameters`, :func:`qgan_widgets.scores.metrics.frechet_distance`,
@@ -27,6 +32,8 @@ checker                                   notebook
 :func:`check_frechet_1d`                  ``04_training_latent_style_qgan``
 :func:`check_classical_parameters`        ``05_classical_vs_quantum``
 :func:`check_growth_factor`               ``06_capacity_scaling``
+:func:`check_choice`                      ``02``, ``05``, ``06``, ``07`` (:data:`QUESTIONS`)
+:func:`check_prediction`                  ``03_style_quantum_generator``, ``04_training_latent_style_qgan``
 ========================================  =====================================
 """
 from __future__ import annotations
@@ -39,7 +46,8 @@ import numpy as np
 __all__ = [
     "check_ndvi", "check_latent_range", "check_parameter_count", "check_noise_index", "check_angle",
     "check_latent_dim", "check_statevector_memory", "check_critic_parameters", "check_gp_target",
-    "check_frechet_1d", "check_classical_parameters", "check_growth_factor",
+    "check_frechet_1d", "check_classical_parameters", "check_growth_factor", "check_choice", "check_prediction",
+    "QUESTIONS", "teacher_mode",
 ]
 
 _PLACEHOLDER = "No answer yet: replace `answer = None` with your answer and run the cell again."
@@ -49,9 +57,18 @@ _PLACEHOLDER = "No answer yet: replace `answer = None` with your answer and run 
 # verdicts
 
 
+def teacher_mode() -> bool:
+    """True when ``QGAN_REVEAL=1``: every checker prints the expected answer (the answer key)."""
+    import os
+
+    return os.environ.get("QGAN_REVEAL", "0") not in ("", "0", "false", "False")
+
+
 def _say(ok: bool | None, title: str, message: str = "", hint: str = "", expected=None,
          reveal: bool = False) -> bool:
-    """Print one verdict; ``ok`` None means "no answer yet". Returns ``bool(ok)``."""
+    """Print one verdict; ``ok`` None means "no answer yet" (no hint before a first try).
+    Returns ``bool(ok)``."""
+    reveal = reveal or teacher_mode()
     if ok is None:
         head = f"[ ] {title}: {_PLACEHOLDER}"
     elif ok:
@@ -61,7 +78,7 @@ def _say(ok: bool | None, title: str, message: str = "", hint: str = "", expecte
     lines = [head]
     if message:
         lines.append("    " + message)
-    if hint and not ok:
+    if hint and ok is False:  # a hint only after a wrong answer
         lines.append("    Hint: " + hint)
     if reveal and expected is not None:
         lines.append(f"    (Teacher) expected answer: {expected}")
@@ -393,3 +410,132 @@ def check_growth_factor(b: float, delta_cg: float, answer, reveal: bool = False)
     if _close(got, float(b) * float(delta_cg), 0.01, 1e-9):
         return _say(False, title, "That is the change of ln C_D*.", "take the exponential.", shown, reveal)
     return _say(False, title, hint=hint, expected=shown, reveal=reveal)
+
+
+# ---------------------------------------------------------------------------------------------
+# understanding: multiple choice and predict-then-run
+
+QUESTIONS = {
+    "02-traversal": {
+        "notebook": "02_vae_latent_space",
+        "question": "One latent dimension has a KL of almost 0 nats. Why does its traversal row (moving along "
+                    "that dimension only) barely change the decoded tile?",
+        "options": {
+            "a": "tanh saturates at -1 and +1, so the values along that row cannot move",
+            "b": "its posterior equals the prior for every input, so it carries no information and the "
+                 "decoder has learned to ignore it",
+            "c": "the traversal steps are too small to see",
+            "d": "the VAE needs more epochs; every dimension changes the tile once trained",
+        },
+        "correct": "b",
+        "why": "KL(q(z|x) || p(z)) = 0 means the encoder says the same thing about every tile in that "
+               "dimension: nothing to decode. Beta trades such unused dimensions for a smoother space.",
+        "feedback": {
+            "a": "saturation pins values near +-1, but the traversal visits the whole range; look at the KL.",
+            "c": "the steps span [-1, 1], the whole range a latent can take.",
+            "d": "more epochs do not revive a dimension the KL term has switched off; a smaller beta can.",
+        },
+    },
+    "05-confound": {
+        "notebook": "05_classical_vs_quantum",
+        "question": "The quantum generator's readouts start near +1 (small angles keep each qubit near |0>), "
+                    "the classical MLP's outputs near 0. What does that do to comparing the two?",
+        "options": {
+            "a": "nothing: both are trained to the same target",
+            "b": "early FD differences reflect where each starts, not what it can learn: compare them "
+                 "after training, over several seeds, or from matched starting points",
+            "c": "it proves the quantum generator learns faster",
+            "d": "the classical generator is always better at the start",
+        },
+        "correct": "b",
+        "why": "An initialisation confound: a difference that comes from the starting point, not from the "
+               "model's capacity. The real latents sit near 0, so the MLP starts closer to them.",
+        "feedback": {
+            "a": "the target is the same, but the distance to it at step 0 is not: short runs inherit it.",
+            "c": "a head start (or handicap) is not speed; look at the FD at step 0 of both curves.",
+            "d": "it starts closer here because the real latents sit near 0; that is the confound, not a law.",
+        },
+    },
+    "06-ci-zero": {
+        "notebook": "06_capacity_scaling",
+        "question": "A bootstrap confidence interval for the slope b comes out exactly [0, 0]. Why?",
+        "options": {
+            "a": "the true slope is exactly zero",
+            "b": "the fit failed and returned zeros",
+            "c": "every resample of the seeds picked the same optimal critic for every generator (a coarse "
+                 "grid and few seeds give the optimum few values), so every resample's slope is 0",
+            "d": "n_boot was too small",
+        },
+        "correct": "c",
+        "why": "The CI is narrow because of the grid's coarseness, not because the data are precise: a "
+               "finer critic grid or a smooth fit of score against ln C_D gives an interval that means something.",
+        "feedback": {
+            "a": "an interval of width 0 from noisy data says more about the method than the truth.",
+            "b": "a failed fit raises an error or gives NaN here; look at optimal.csv instead.",
+            "d": "more resamples of the same few values still give the same slopes.",
+        },
+    },
+    "07-critic-width": {
+        "notebook": "07_explorer",
+        "question": "Predict before you train: the same generator against a critic of width 4 and one of width "
+                    "128 (same steps, same seed). Which ends with the lower FD excess over the floor?",
+        "options": {"a": "width 4", "b": "width 128", "c": "no difference beyond the seed noise"},
+        "correct": None,  # decided by the run: check_choice(..., observed=...)
+        "why": "A weak critic cannot tell the generator what is wrong; a very strong one can overpower it. "
+               "Where the optimum sits is the question of notebook 06.",
+        "feedback": {},
+    },
+}
+"""Questions about understanding, by id: the notebook, the options, the right letter (None: decided by
+a run) and feedback for each wrong option."""
+
+
+def check_choice(question: str, answer, observed: str | None = None, reveal: bool = False) -> bool:
+    """A multiple-choice question of :data:`QUESTIONS`; ``answer`` is a letter. With no answer yet it
+    prints the question and its options. ``observed`` gives the right letter where a run decides it
+    (a prediction task)."""
+    if question not in QUESTIONS:
+        raise ValueError(f"unknown question {question!r}; known: {', '.join(QUESTIONS)}")
+    q = QUESTIONS[question]
+    correct = observed if observed is not None else q["correct"]
+    options = "\n".join(f"      ({k}) {v}" for k, v in q["options"].items())
+    title = f"question {question}"
+    if answer is None:
+        print(f"[ ] {title}: {q['question']}\n{options}\n    Write a letter in `answer` and run the cell again.")
+        if reveal or teacher_mode():
+            print(f"    (Teacher) expected answer: {correct or 'decided by the run'}")
+        return False
+    got = str(answer).strip().lower().strip("()")
+    if got not in q["options"]:
+        return _say(False, title, f"answer with one of the letters {', '.join(q['options'])}, not {answer!r}.",
+                    expected=correct, reveal=reveal)
+    if correct is None:
+        print(f"[noted] {title}: you predicted ({got}) {q['options'][got]}. Now run the comparison and "
+              f"check your prediction against what you see.")
+        return False
+    if got == correct:
+        return _say(True, title, q["why"], expected=correct, reveal=reveal)
+    return _say(False, title, hint=q["feedback"].get(got, q["why"]), expected=correct, reveal=reveal)
+
+
+def check_prediction(title: str, answer, measured: float, rel_tol: float = 0.25,
+                     mistakes: Sequence[tuple[float, str]] = (), reveal: bool = False) -> bool:
+    """Predict, then run: ``answer`` (your prediction, written before running) against the ``measured``
+    value. Within ``rel_tol`` (relative) counts as right. ``mistakes``: ``(value, hint)`` pairs for the
+    usual wrong predictions (the nearest one within ``rel_tol`` of the answer gives its hint)."""
+    measured = float(measured)
+    shown = round(measured, 4)
+    if answer is None:
+        return _say(None, title, "predict first, then compare with the measured value below.", expected=shown,
+                    reveal=reveal)
+    got = _number(answer)
+    if got is None:
+        return _unreadable(title, answer, "a number", "", shown, reveal)
+    if _close(got, measured, rel_tol, 1e-9):
+        return _say(True, title, f"measured {measured:.4g}; you predicted {got:.4g}.", expected=shown, reveal=reveal)
+    for value, hint in mistakes:
+        if _close(got, float(value), rel_tol, 1e-3):
+            return _say(False, title, f"measured {measured:.4g}; you predicted {got:.4g}.", hint, shown, reveal)
+    direction = "lower" if got > measured else "higher"
+    return _say(False, title, f"measured {measured:.4g}; you predicted {got:.4g}.",
+                f"the measured value is {direction}: which effect did your prediction leave out?", shown, reveal)
