@@ -66,7 +66,7 @@ def test_plot_grid_returns_a_figure_with_class_names(batch, view):
     x, y = batch
     fig = views.plot_grid(x, y, view=view, ncols=3, title="five tiles")
     assert isinstance(fig, matplotlib.figure.Figure)
-    titles = [ax.get_title() for ax in fig.axes]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_ylabel() != "NDVI"]  # less the NDVI colour bar
     assert titles == ["barren land", "trees", "grassland", "none", "trees"]
     assert fig._suptitle.get_text() == "five tiles"
     assert not any("STAND-IN" in t.get_text() for t in fig.texts)
@@ -126,3 +126,17 @@ def test_band_statistics_reproduces_the_real_sample_readme(sat4_sample_path):
         np.testing.assert_allclose(df.loc[name, ["R", "G", "B", "NIR"]].to_numpy(float), row[:4], atol=0.6)
         assert abs(df.loc[name, "NDVI"] - row[4]) <= 0.006
     assert df["n"].tolist() == [23, 22, 15, 40]
+
+
+def test_grids_take_row_and_column_labels_and_ndvi_has_its_colour_scale():
+    """Issue 18: real and reconstructed tiles paired with row labels, traversals with step values,
+    NDVI grids with a colour bar."""
+    x = np.random.default_rng(0).integers(0, 255, (6, 28, 28, 4), dtype=np.uint8)
+    fig = views.plot_grid(x, view="ndvi", ncols=3, row_labels=["real", "reconstructed"],
+                          col_labels=["-0.5", "+0.0", "+0.5"])
+    texts = {t.get_text() for t in fig.texts}
+    assert {"real", "reconstructed", "-0.5", "+0.0", "+0.5"} <= texts
+    bars = [a for a in fig.axes if a.get_ylabel() == "NDVI"]
+    assert len(bars) == 1  # the colour scale, beside the tiles
+    rgb = views.plot_grid(x, view="rgb", ncols=3)
+    assert not [a for a in rgb.axes if a.get_ylabel()]  # no colour bar for true colour

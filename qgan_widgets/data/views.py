@@ -99,8 +99,13 @@ def _class_name(label) -> str:
 
 
 def plot_grid(x, y=None, view: str = "rgb", ncols: int = 8, title: str | None = None,
-              standin: bool = False, ax=None, fig=None, max_images: int = 64, tile_size: float = 1.1):
+              standin: bool = False, ax=None, fig=None, max_images: int = 64, tile_size: float = 1.1,
+              row_labels=None, col_labels=None, colorbar: bool | None = None):
     """Draw tiles in a grid, class names as titles; returns the matplotlib Figure.
+
+    ``row_labels`` / ``col_labels``: text left of each row / above each column (e.g. "real" and
+    "reconstructed", or a traversal's step values). ``colorbar`` (default: for the NDVI view) adds
+    the colour scale beside the grid.
 
     ``x``: uint8 or [0, 1] float tiles ``(N, 28, 28, 4)`` (one tile is fine); ``y``: labels (class
     names shown) or None; ``view``: ``"rgb"``, ``"nir"``, ``"ndvi"`` or ``"false_color"``;
@@ -130,17 +135,36 @@ def plot_grid(x, y=None, view: str = "rgb", ncols: int = 8, title: str | None = 
             ax.text(0.5, 0.5, "STAND-IN DATA", transform=ax.transAxes, ha="center", va="center",
                     fontsize=14, color="#c0392b", alpha=0.6, fontweight="bold", rotation=20)
         return fig
+    colorbar = view == "ndvi" if colorbar is None else bool(colorbar)
     gap, label_h, margin = 0.08, (0.2 if labels is not None else 0.04), 0.05
-    top_in = _TITLE_IN + (_BANNER_IN if standin else 0.0)
+    left_pad = 1.0 if row_labels is not None else 0.0
+    right_pad = 0.9 if colorbar else 0.0
+    top_in = _TITLE_IN + (_BANNER_IN if standin else 0.0) + (0.2 if col_labels is not None else 0.0)
     if fig is None:
-        width = max(ncols * tile_size + (ncols - 1) * gap + 2 * margin, 4.6 if standin else 1.5)
+        width = max(ncols * tile_size + (ncols - 1) * gap + 2 * margin + left_pad + right_pad, 4.6 if standin else 1.5)
         fig = plt.figure(figsize=(width, top_in + nrows * (tile_size + label_h) + margin))
     else:
         fig.clear()
     width, height = fig.get_size_inches()
-    tile = min((width - 2 * margin - (ncols - 1) * gap) / ncols, (height - top_in - margin) / nrows - label_h)
+    tile = min((width - 2 * margin - left_pad - right_pad - (ncols - 1) * gap) / ncols,
+               (height - top_in - margin) / nrows - label_h)
     tile = max(tile, 0.05)
-    left0 = (width - (ncols * tile + (ncols - 1) * gap)) / 2
+    left0 = left_pad + (width - left_pad - right_pad - (ncols * tile + (ncols - 1) * gap)) / 2
+    for r, text in enumerate(list(row_labels or [])[:nrows]):
+        bottom = height - top_in - (r + 1) * (tile + label_h)
+        fig.text((left0 - 0.1) / width, (bottom + tile / 2) / height, str(text), ha="right", va="center", fontsize=8)
+    for c, text in enumerate(list(col_labels or [])[:ncols]):
+        fig.text((left0 + c * (tile + gap) + tile / 2) / width, (height - top_in + 0.05) / height, str(text),
+                 ha="center", va="bottom", fontsize=7)
+    if colorbar and "cmap" in kw:
+        from matplotlib import cm, colors
+
+        cax = fig.add_axes(((width - right_pad + 0.15) / width, (height - top_in - nrows * (tile + label_h)) / height,
+                            0.12 / width, (nrows * (tile + label_h) - label_h) / height))
+        bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(kw.get("vmin"), kw.get("vmax")), cmap=kw["cmap"]),
+                           cax=cax)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label(view.upper(), fontsize=8)
     for i in range(n):
         r, c = divmod(i, ncols)
         left = left0 + c * (tile + gap)
