@@ -130,3 +130,18 @@ def test_scores_do_not_depend_on_the_hosts_core_count_or_onednn_isa():
     rows = [reproduce.run_variant(env, cpus, steps=10, seed=0) for _, env, cpus, _ in variants]
     for name, row in zip([v[0] for v in variants], rows):
         assert all(row[k] == rows[0][k] for k in reproduce.KEYS), (name, row, rows[0])
+
+
+def test_seed_spread_skips_undefined_scores():
+    """bench seeds: a seed whose untrained score is already at the floor has no gap to close (NaN):
+    the spread is taken over the seeds where it is defined, and says how many."""
+    from qgan_widgets.apps import reproduce
+
+    rows = [{"fd_untrained": u, "fd_generated": g, "fd_classical": g, "fd_reconstruction_floor": f, "gap_closed": c}
+            for u, g, f, c in ((100, 60, 55, 0.9), (120, 70, 60, 0.8), (50, 52, 51, float("nan")))]
+    spread = reproduce.spread_summary(rows)
+    assert spread["gap_closed"]["n"] == 2 and spread["gap_closed"]["min"] == 0.8
+    assert spread["fd_untrained"]["n"] == 3 and spread["fd_untrained"]["max"] == 120
+    assert reproduce._parse_seeds("0-4") == [0, 1, 2, 3, 4] and reproduce._parse_seeds("3,7") == [3, 7]
+    with pytest.raises(ValueError, match="--seeds"):
+        reproduce._parse_seeds("-1")

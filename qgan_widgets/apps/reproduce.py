@@ -106,11 +106,16 @@ def seed_table(seeds, quick: bool, steps: int | None = None) -> list[dict]:
 
 def spread_summary(rows: list[dict]) -> dict:
     """Mean, standard deviation, min and max per score over the seeds."""
+    import math
+
     out = {}
     for k in (*KEYS, "gap_closed"):
-        values = [r[k] for r in rows]
+        values = [float(r[k]) for r in rows if r.get(k) is not None and math.isfinite(float(r[k]))]
+        if not values:  # e.g. gap_closed is undefined when the floor is not below the untrained score
+            out[k] = {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+            continue
         out[k] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                  "min": min(values), "max": max(values)}
+                  "min": min(values), "max": max(values), "n": len(values)}
     return out
 
 
@@ -136,10 +141,10 @@ def seeds_main(args) -> int:
     print(machine_summary())
     rows = seed_table(seeds, args.quick, args.steps)
     summary = spread_summary(rows)
-    print("\nscore        mean     std      min      max")
+    print("\nscore        mean     std      min      max   seeds")
     for k, s in summary.items():
         name = LABELS.get(k, k)
-        print(f"  {name:<10} {s['mean']:8.4g} {s['std']:8.3g} {s['min']:8.4g} {s['max']:8.4g}")
+        print(f"  {name:<10} {s['mean']:8.4g} {s['std']:8.3g} {s['min']:8.4g} {s['max']:8.4g}   {s['n']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "spread": summary, "quick": args.quick},
                                               indent=2) + "\n")
@@ -147,11 +152,14 @@ def seeds_main(args) -> int:
 
 
 def _parse_seeds(text: str) -> list[int]:
-    if "-" in text and "," not in text:
-        lo, hi = (int(v) for v in text.split("-", 1))
-        seeds = list(range(lo, hi + 1))
-    else:
-        seeds = [int(v) for v in text.split(",") if v.strip()]
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(v) for v in text.split("-", 1))
+            seeds = list(range(lo, hi + 1))
+        else:
+            seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        seeds = []
     if not seeds or min(seeds) < 0:
         raise ValueError(f"--seeds must be like 0-4 or 0,1,2 (seeds >= 0), got {text!r}")
     return seeds
