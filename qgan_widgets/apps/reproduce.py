@@ -2,8 +2,8 @@
 
 ``bench host`` runs one small pipeline (data, VAE, classifier, a short quantum training: what the
 quick demo does, with ``--steps`` training steps) in fresh processes under host variations it can
-make on one machine: one core instead of all (CPU affinity), oneDNN capped to AVX2 or switched
-off, BLAS on one thread, and TensorFlow's thread count left to the machine (``QGAN_THREADS=0``) on
+make on one machine: beside a CPU hog, one core instead of all (CPU affinity), oneDNN capped to
+AVX2 or switched off, BLAS on one thread, and TensorFlow's thread count left to the machine (``QGAN_THREADS=0``) on
 one core and on all. With the toolkit's fixed thread count the scores must be identical; the last
 two rows show what the machine's core count does without it.
 
@@ -27,6 +27,7 @@ LABELS = {"fd_untrained": "untrained", "fd_generated": "quantum", "fd_classical"
 
 HOST_VARIANTS = [  # name, extra environment, CPU affinity (None: as given), must equal the default
     ("default (this machine's cores)", {}, None, True),
+    ("beside a CPU hog (busy loop per core)", {"_HOG": "1"}, None, True),
     ("one core (CPU affinity)", {}, {0}, True),
     ("oneDNN capped to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, None, True),
     ("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, True),
@@ -51,8 +52,25 @@ def _child(args_json: str) -> None:  # runs in the probe process
     print("RESULT " + json.dumps(pipeline_scores(**json.loads(args_json))), flush=True)
 
 
+def _hog(n: int) -> list:
+    """``n`` busy-loop processes (one per core): the load that thread timing would have to survive."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def run_variant(env: dict, cpus: set | None, steps: int, seed: int, timeout: float = 1800) -> dict:
-    """``pipeline_scores`` in a fresh process with its own empty cache, extra ``env`` and CPU affinity."""
+    """``pipeline_scores`` in a fresh process with its own empty cache, extra ``env`` and CPU affinity
+    (``env["_HOG"]``: with a busy loop on every core beside it)."""
+    env = dict(env)
+    hogs = _hog(os.cpu_count() or 1) if env.pop("_HOG", None) else []
+    try:
+        return _run_probe(env, cpus, steps, seed, timeout)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def _run_probe(env: dict, cpus: set | None, steps: int, seed: int, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="qgan-host-") as cache:
         full_env = {**os.environ, **env, "QGAN_CACHE_DIR": cache}
         for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):  # the probe must pick its own
