@@ -284,6 +284,9 @@ def test_ctrl_c_during_csv_parsing_stays_an_interrupt(tmp_path, fresh_cache, mon
 
     d, _, _ = _csv_dir(tmp_path)
     real = pd.read_csv
+    before = signal.getsignal(signal.SIGINT)
+    # As in a terminal: Ctrl-C raises KeyboardInterrupt (a background job may inherit SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def read_csv_hit_by_ctrl_c(path, *args, **kwargs):
         if Path(str(path)).name != "X_train_sat4.csv":
@@ -300,10 +303,13 @@ def test_ctrl_c_during_csv_parsing_stays_an_interrupt(tmp_path, fresh_cache, mon
         return chunks()
 
     monkeypatch.setattr(pd, "read_csv", read_csv_hit_by_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        data.load_sat4(d, "train")
-    assert _cache_entries() == []
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            data.load_sat4(d, "train")
+        assert _cache_entries() == []
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    finally:
+        signal.signal(signal.SIGINT, before)
     monkeypatch.undo()
     x, _ = data.load_sat4(d, "train")  # and a later load works
     assert len(x) == 9
