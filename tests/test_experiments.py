@@ -332,7 +332,10 @@ class TestRayHarness:
                     return
                 time.sleep(0.02)
 
-        watcher = threading.Thread(target=ctrl_c_after_three_results, daemon=True)
+        import signal
+
+        before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background
+        watcher = threading.Thread(target=ctrl_c_after_three_results, daemon=True)  # job inherits it ignored)
         watcher.start()
         try:
             with pytest.raises(KeyboardInterrupt):
@@ -340,6 +343,7 @@ class TestRayHarness:
         finally:
             stop.set()
             watcher.join()
+            signal.signal(signal.SIGINT, before)
         done = pd.read_csv(out / "trials.csv")
         assert 0 < len(done) < 16 and set(done.status) == {"done"}
         df = run_sweep(cfg, out, trial_fn=functools.partial(fake_trial, marks=str(second)), analyze_results=False)
