@@ -35,12 +35,12 @@ NOTEBOOKS = (
     ("01_sat4_data", "SAT-4 (or the stand-in): class grids, RGB / NIR / NDVI / false colour, class "
                      "statistics, putting the real files in place.", 0.3),
     ("02_vae_latent_space", "The VAE that makes the latent space: training, reconstructions, latent "
-                            "histograms, the beta lesson (collapse, saturation, reconstruction floor).", 0.6),
+                            "histograms, the beta lesson (collapse, saturation, reconstruction floor).", 0.9),
     ("03_style_quantum_generator", "The style circuit: anatomy as SVG, the noise-to-angle mapping, "
                                    "parameter counts 10 / 34 / 62, tfq vs qsim (exact and shots), "
-                                   "QASM export, backend speed.", 0.5),
+                                   "decoherence, barren plateaus, QASM export, backend speed.", 1.0),
     ("04_training_latent_style_qgan", "WGAN-GP in the latent space: live losses and FD, sample grids, "
-                                      "the reconstruction floor, FD's small-N bias, stability.", 1.0),
+                                      "the reconstruction floor, noisy hardware, FD's small-N bias, stability.", 0.9),
     ("05_classical_vs_quantum", "A classical generator of similar capacity on the same axes.", 0.8),
     ("06_capacity_scaling", "The paper's capacity study at small scale: sweep, optimal critic, "
                             "exponential vs power-law fit, and what it does and does not show.", 1.5),
