@@ -263,16 +263,20 @@ def test_a_failed_ray_start_says_what_to_do_trains_nothing_and_cleans_up(tmp_pat
 
 def test_stale_ray_directories_of_dead_drivers_are_removed(tmp_path):
     import subprocess
+    import time
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = tmp_path / f"{experiments.RAY_TMP_PREFIX}{dead.pid}-abc"
     mine = tmp_path / f"{experiments.RAY_TMP_PREFIX}{os.getpid()}-def"
     other = tmp_path / "qgan-ray-notapid"
-    for d in (stale, mine, other):
+    legacy = tmp_path / "qgan-ray-abc123"  # an older version's name, without a pid, two days old
+    for d in (stale, mine, other, legacy):
         (d / "session").mkdir(parents=True)
-    assert experiments.clean_stale_ray_dirs(str(tmp_path)) == [str(stale)]
-    assert not stale.exists() and mine.exists() and other.exists()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(legacy, (two_days_ago, two_days_ago))
+    assert sorted(experiments.clean_stale_ray_dirs(str(tmp_path))) == sorted([str(stale), str(legacy)])
+    assert not stale.exists() and not legacy.exists() and mine.exists() and other.exists()
 
 
 @pytest.mark.usefixtures("local_ray")

@@ -210,6 +210,7 @@ class RayStartError(RuntimeError):
 
 
 RAY_TMP_PREFIX = "qgan-ray-"
+LEGACY_RAY_DIR_AGE_S = 24 * 3600
 _LOCAL_PORT_VARS = ("DASHBOARD_METRIC_PORT", "AUTOSCALER_METRIC_PORT")  # fixed defaults (44227, 44217)
 
 
@@ -239,7 +240,14 @@ def clean_stale_ray_dirs(base: str | None = None) -> list[str]:
     removed = []
     for path in Path(base or tempfile.gettempdir()).glob(RAY_TMP_PREFIX + "*"):
         pid = path.name[len(RAY_TMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit():
+            stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
+        else:  # named by an older version, without its pid: stale once a day old
+            try:
+                stale = path.is_dir() and time.time() - path.stat().st_mtime > LEGACY_RAY_DIR_AGE_S
+            except OSError:
+                stale = False
+        if stale:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path))
     return removed
