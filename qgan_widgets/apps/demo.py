@@ -49,7 +49,7 @@ CLASSICAL_DEPTH = 2
 
 
 def train_config(quick: bool, seed: int = 0):
-    """The demo's :class:`~qgan_widgets.training.trainer.TrainConfig` (quick: 300 steps, full: 1000)."""
+    """The demo's :class:`~qgan_widgets.training.config.TrainConfig` (quick: 300 steps, full: 1000)."""
     from qgan_widgets.training.config import TrainConfig
 
     common = dict(batch_size=64, n_critic=5, gp_weight=10.0, lr_generator=3e-3, lr_critic=1e-3,

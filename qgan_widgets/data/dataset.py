@@ -8,8 +8,8 @@ notebook ``01_sat4_data``; ``docs/DATA.md`` says where to get the real files.
 
 The conventions (:data:`BANDS`, :data:`CLASS_NAMES`, :data:`IMAGE_SHAPE`, :class:`DatasetError`)
 and the file readers live in :mod:`qgan_widgets.data.sat4`, :func:`cache_dir` and the cache in
-:mod:`qgan_widgets.data.cache`; the names students use are re-exported here (``data.CLASS_NAMES``,
-``data.cache_dir()``, ...).
+:mod:`qgan_widgets.data.cache`; students reach all of them through the face :mod:`qgan_widgets.data`
+(``qw.data.CLASS_NAMES``, ``qw.data.cache_dir()``, ...).
 """
 from __future__ import annotations
 

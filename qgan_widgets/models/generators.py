@@ -12,8 +12,8 @@ its own circuit::
 
 and hands the ``(B, num_gates)`` angle batch to a simulator backend of :mod:`qgan_widgets.quantum.backends`
 (``"statevector"``, the default; ``"tfq"``, the reference; ``"qsim"``, with shots; the "Simulator
-backend contract" of ``docs/DESIGN.md``). Backend names, :func:`make_backend` and the errors are
-re-exported here.
+backend contract" of ``docs/DESIGN.md``). Backend names, :func:`make_backend` and the errors live
+there (``qw.quantum``).
 
 The classical generator is an MLP with a tanh output, sized by :func:`classical_hidden_for_budget`
 to match a quantum generator's parameter count, so both capacities sit on one axis.

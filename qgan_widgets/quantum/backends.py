@@ -18,7 +18,7 @@ contract" of ``docs/DESIGN.md``):
     the fast exact batched state-vector backend of :mod:`qgan_widgets.quantum.statevector`.
 
 Also the errors the generators share (:class:`GeneratorError` and its kinds) and the memory probe.
-:mod:`qgan_widgets.models.generators` re-exports the public names.
+The public names are handed on by :mod:`qgan_widgets.quantum` (``qw.quantum.make_backend``).
 """
 from __future__ import annotations
 

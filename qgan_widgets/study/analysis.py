@@ -7,8 +7,8 @@ growth (the numbers come from :mod:`qgan_widgets.study.optimum`), and writes ``f
 whose verdict (:func:`verdict`) says plainly what the data do and do not support.
 
 The names of :mod:`qgan_widgets.study.optimum` (``optimal_critic``, ``OptimalityRule``,
-``fit_exponential``, ``fit_power``, ``compare_fits``, ``bootstrap_b``, ...) are re-exported here, so
-``scaling.X`` keeps working. NumPy, pandas and matplotlib only: no TensorFlow, no Ray.
+``fit_exponential``, ``fit_power``, ...) live there; :mod:`qgan_widgets.study` hands both modules' names on
+(``qw.study.analyze``, ``qw.study.optimal_critic``). NumPy, pandas and matplotlib only: no TensorFlow, no Ray.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ widths x seeds with one training configuration. :meth:`SweepConfig.trials` lists
 JSON-able spec with a stable id (a hash of its configuration); :func:`count_params`,
 :func:`generator_label` and :func:`latent_dim_of` describe a trial without building its models.
 Bad values raise :class:`SweepConfigError` naming the file and the key. :mod:`qgan_widgets.study.runner`
-runs the trials on Ray; its module re-exports these names (``experiments.SweepConfig``).
+runs the trials on Ray; :mod:`qgan_widgets.study` hands these names on (``qw.study.SweepConfig``).
 """
 from __future__ import annotations
 

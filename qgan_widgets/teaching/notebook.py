@@ -6,7 +6,7 @@ things in Jupyter so that every notebook stays a few short cells:
 * :func:`fast_mode` says whether ``QGAN_FAST=1`` (CI and a quick first run) picks the small
   configurations, and :func:`sized` picks a value for the mode;
 * :func:`data_banner` labels the data a notebook uses, loudly when it is the synthetic stand-in;
-* :class:`LivePlot` is a :class:`qgan_widgets.training.trainer.Callback` that redraws loss and FD curves
+* :class:`LivePlot` is a :class:`qgan_widgets.training.config.Callback` that redraws loss and FD curves
   (and the sample grid) in place while :class:`~qgan_widgets.training.trainer.WGANGPTrainer` runs;
   :func:`plot_training` draws the same figure once from a finished run; :func:`show_figure`
   displays any matplotlib Figure (these figures are made without pyplot, so they show whatever
@@ -155,7 +155,7 @@ def figure_image(fig):
 
 def show_figure(fig):
     """Display a matplotlib Figure in the notebook as a PNG and return it (works with figures made
-    without pyplot, e.g. by :func:`qgan_widgets.study.runner.plot_scaling`)."""
+    without pyplot, e.g. by :func:`qgan_widgets.study.analysis.plot_scaling`)."""
     from IPython.display import display
 
     display(figure_image(fig))

@@ -2,8 +2,8 @@
 
 :class:`TrainConfig` (every setting of a run, JSON-able and validated), :class:`Callback` (hooks
 called by the loop), :class:`TrainResult` and :class:`TrainingDiverged` (how a run ended) and
-:data:`STEP_KEYS` (the per-step record). The loop itself is :class:`qgan_widgets.training.trainer.WGANGPTrainer`,
-which re-exports these names (``training.TrainConfig``); see the training contract in
+:data:`STEP_KEYS` (the per-step record). The loop itself is :class:`qgan_widgets.training.trainer.WGANGPTrainer`;
+the face :mod:`qgan_widgets.training` hands on these names (``qw.training.TrainConfig``); see the training contract in
 ``docs/DESIGN.md``. Taught in notebook ``04_training_latent_style_qgan``.
 """
 from __future__ import annotations

@@ -27,8 +27,8 @@ and calls the optional ``evaluator(generator, step) -> (scores, samples)`` (e.g.
 With ``out_dir`` the trainer keeps a run directory (``config.json``, ``metrics.csv``, ``evals.csv``,
 sample grids and the last two checkpoints), written and restored by :mod:`qgan_widgets.training.rundir`.
 The run's settings, hooks and outcome (:class:`TrainConfig`, :class:`Callback`,
-:class:`TrainResult`, :class:`TrainingDiverged`) live in :mod:`qgan_widgets.training.config` and are
-re-exported here, as is :func:`latest_checkpoint`.
+:class:`TrainResult`, :class:`TrainingDiverged`) live in :mod:`qgan_widgets.training.config`, and
+:func:`latest_checkpoint` in :mod:`qgan_widgets.training.rundir`; :mod:`qgan_widgets.training` hands them all on.
 
 NaN/inf losses or gradients, or losses/gradient norms above the thresholds of :class:`TrainConfig`
 for ``divergence_patience`` consecutive steps, stop the run with :class:`TrainingDiverged`; the

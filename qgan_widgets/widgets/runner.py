@@ -136,7 +136,7 @@ class Runner:
 
     def run_sync(self, steps: int | None = None):
         """Train ``steps`` (default: the state's) more steps in this thread; returns the
-        :class:`~qgan_widgets.training.trainer.TrainResult` (status ``"diverged"`` included) and re-raises
+        :class:`~qgan_widgets.training.config.TrainResult` (status ``"diverged"`` included) and re-raises
         any other error after showing it."""
         config, steps = self._begin(steps)
         self._sync = True
