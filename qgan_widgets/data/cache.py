@@ -86,6 +86,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def left_behind(path: Path, pid: int | None, legacy_age_s: float = 24 * 3600) -> bool:
+    """Whether a temporary directory was left behind: its owner ``pid`` (read from its name) is
+    neither this process nor alive, or, without a pid (a name from an older version), it is older
+    than ``legacy_age_s``. Used for cache ``.partial`` directories and the sweep's Ray directories."""
+    import time
+
+    if pid is not None:
+        return pid != os.getpid() and not _pid_alive(pid)
+    try:
+        return path.is_dir() and time.time() - path.stat().st_mtime > legacy_age_s
+    except OSError:
+        return False
+
+
 def partial_dir(entry: Path) -> Path:
     """A fresh ``.NAME.PID.XXXX.partial`` directory beside ``entry``: the owner's pid in the name lets
     :func:`clean_stale_partials` tell a live conversion from one a killed process left behind."""
@@ -95,8 +109,6 @@ def partial_dir(entry: Path) -> Path:
 def clean_stale_partials(directory: Path) -> list[Path]:
     """Remove the ``*.partial`` directories in ``directory`` that no live process owns (left by a killed
     first load; each can hold a full-size memory map). Returns what was removed."""
-    import time
-
     removed = []
     try:
         candidates = list(Path(directory).glob(f".*{PARTIAL_SUFFIX}"))
@@ -105,14 +117,7 @@ def clean_stale_partials(directory: Path) -> list[Path]:
     for path in candidates:
         parts = path.name[:-len(PARTIAL_SUFFIX)].split(".")
         pid = next((int(t) for t in reversed(parts[2:-1]) if t.isdigit()), None) if len(parts) >= 4 else None
-        try:
-            if pid is not None:
-                stale = pid != os.getpid() and not _pid_alive(pid)
-            else:
-                stale = time.time() - path.stat().st_mtime > LEGACY_PARTIAL_AGE_S
-        except OSError:
-            continue
-        if stale and path.is_dir():
+        if path.is_dir() and left_behind(path, pid, LEGACY_PARTIAL_AGE_S):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

@@ -15,6 +15,7 @@ The command line (``python -m qgan_widgets sweep``) is :mod:`qgan_widgets.apps.s
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from qgan_widgets.data.cache import left_behind
 from qgan_widgets.study.analysis import analyze
 from qgan_widgets.training.rundir import atomic_write_text
 from qgan_widgets.study.sweep import SweepConfig, count_params, generator_label
@@ -222,16 +224,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_ray_dirs(base: str | None = None) -> list[str]:
     """Remove ``qgan-ray-<pid>-*`` temporary directories whose sweep process is gone (a killed driver
     cannot clean up after itself); return the removed paths."""
@@ -239,47 +231,35 @@ def clean_stale_ray_dirs(base: str | None = None) -> list[str]:
 
     removed = []
     for path in Path(base or tempfile.gettempdir()).glob(RAY_TMP_PREFIX + "*"):
-        pid = path.name[len(RAY_TMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit():
-            stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
-        else:  # named by an older version, without its pid: stale once a day old
-            try:
-                stale = path.is_dir() and time.time() - path.stat().st_mtime > LEGACY_RAY_DIR_AGE_S
-            except OSError:
-                stale = False
-        if stale:
+        pid = path.name[len(RAY_TMP_PREFIX):].split("-", 1)[0]  # older versions' names have no pid
+        if left_behind(path, int(pid) if pid.isdigit() else None, LEGACY_RAY_DIR_AGE_S):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path))
     return removed
 
 
+@contextlib.contextmanager
 def _agent_port_default(port: int):
     """Ray 2.x starts its dashboard agent on a fixed port (52365) that ``ray.init`` does not expose, so a
     second local Ray on the machine fails to start ("node timed out during startup"). Set RayParams'
     default for this call; a Ray without that parameter is left alone."""
-    import contextlib
+    try:
+        from ray._private.parameter import RayParams
 
-    @contextlib.contextmanager
-    def patched():
-        try:
-            from ray._private.parameter import RayParams
-
-            fn = RayParams.__init__
-            names = fn.__code__.co_varnames[1:fn.__code__.co_argcount]
-            defaults = list(fn.__defaults__ or ())
-            i = list(names).index("dashboard_agent_listen_port") - (len(names) - len(defaults))
-        except (ImportError, AttributeError, ValueError):
-            yield
-            return
-        old = fn.__defaults__
-        defaults[i] = port
-        fn.__defaults__ = tuple(defaults)
-        try:
-            yield
-        finally:
-            fn.__defaults__ = old
-
-    return patched()
+        fn = RayParams.__init__
+        names = fn.__code__.co_varnames[1:fn.__code__.co_argcount]
+        defaults = list(fn.__defaults__ or ())
+        i = list(names).index("dashboard_agent_listen_port") - (len(names) - len(defaults))
+    except (ImportError, AttributeError, ValueError):
+        yield
+        return
+    old = fn.__defaults__
+    defaults[i] = port
+    fn.__defaults__ = tuple(defaults)
+    try:
+        yield
+    finally:
+        fn.__defaults__ = old
 
 
 def _start_ray(address, num_cpus, env: dict):
@@ -312,9 +292,10 @@ def _start_ray(address, num_cpus, env: dict):
         return ray, ""
     clean_stale_ray_dirs()
     tmp = tempfile.mkdtemp(prefix=f"{RAY_TMP_PREFIX}{os.getpid()}-")
-    saved = {k: os.environ.get(k) for k in _LOCAL_PORT_VARS}
-    _CLUSTER_ENV.append(os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"))
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node IP 127.0.0.1 (children inherit it)
+    # Set for the Ray processes ray.init starts (they keep the environment they start with; the raylet
+    # passes it to the workers it starts later), then put back.
+    saved = {k: os.environ.get(k) for k in (*_LOCAL_PORT_VARS, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node IP 127.0.0.1
     for var in _LOCAL_PORT_VARS:
         os.environ[var] = str(_free_port())
     from ray._private import ray_constants
@@ -345,9 +326,6 @@ def _start_ray(address, num_cpus, env: dict):
     return ray, tmp
 
 
-_CLUSTER_ENV: list = []  # the value RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER had before a local Ray was started
-
-
 def _stop_ray(ray, started) -> None:
     """Shut down the Ray this sweep started and remove its temporary directory (every exit path)."""
     if started is None:
@@ -357,12 +335,6 @@ def _stop_ray(ray, started) -> None:
     finally:
         if started:
             shutil.rmtree(started, ignore_errors=True)
-            if _CLUSTER_ENV:  # workers of the local Ray needed the loopback switch until now
-                old = _CLUSTER_ENV.pop()
-                if old is None:
-                    os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-                else:
-                    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = old
 
 
 def _first_line(err: BaseException) -> str:
