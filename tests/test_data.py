@@ -542,3 +542,20 @@ def test_data_face_hands_on_the_conventions_from_their_homes():
         assert getattr(qw.data, name) is getattr(sat4, name), name
     assert qw.data.cache_dir is cache.cache_dir and qw.data.load_dataset is data.load_dataset
     assert not hasattr(data, "BANDS")  # the dataset module does not re-export sat4's names
+
+
+def test_a_cache_write_error_is_not_blamed_on_the_source(tmp_path, fresh_cache, monkeypatch):
+    """Only an OSError about the SAT-4 file itself becomes 'cannot be read'; one about writing the cache
+    entry (another file) stays what it is."""
+    mat = _mat(tmp_path / "fine.mat")
+    real_open_memmap = np.lib.format.open_memmap
+
+    def cache_disk_full(filename, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(filename))
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", cache_disk_full)
+    with pytest.raises(PermissionError) as info:
+        data.load_sat4(mat, "train")
+    assert not isinstance(info.value, DatasetError) and "x.npy" in str(info.value.filename)
+    monkeypatch.setattr(np.lib.format, "open_memmap", real_open_memmap)
+    assert len(data.load_sat4(mat, "train")[0]) == 6

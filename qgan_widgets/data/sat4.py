@@ -17,6 +17,7 @@ runs them once per file through the cache (:mod:`qgan_widgets.data.cache`). Taug
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -252,14 +253,18 @@ def convert_mat(path: Path, split: str, tmp: Path) -> None:
         else:
             _mat_v5(path, split, tmp)
     except OSError as err:
-        if not _is_unreadable(err):
+        if not _about_source(err, path):
             raise
         raise unreadable(path, err) from None
 
 
-def _is_unreadable(err: OSError) -> bool:
-    """An OSError about reading the source (not about writing the cache, which has its own path)."""
-    return isinstance(err, (PermissionError, IsADirectoryError)) or getattr(err, "errno", None) in (5,)
+def _about_source(err: OSError, path: Path) -> bool:
+    """Whether an OSError is about reading the source ``path`` (permissions, a directory, an I/O error),
+    not about writing the cache (an error naming another file, e.g. the cache's ``x.npy``)."""
+    name = getattr(err, "filename", None)
+    if name is not None and Path(name) != Path(path):
+        return False
+    return isinstance(err, (PermissionError, IsADirectoryError)) or getattr(err, "errno", None) == errno.EIO
 
 
 # --------------------------------------------------------------------------- the Kaggle CSVs
@@ -311,6 +316,8 @@ def _read_csv_rows(path: Path, ncols: int, what: str, sink) -> int:
                 raise DatasetError(f"{path}: ragged or malformed CSV, every row needs {ncols} values ({what}): "
                                    f"{exc}") from exc
             if isinstance(exc, OSError):
+                if not _about_source(exc, path):
+                    raise  # e.g. writing the cache entry: not the CSV's fault
                 raise unreadable(path, exc) from None
             raise DatasetError(f"{path}: unreadable CSV ({what}): {exc}") from exc
 
