@@ -456,3 +456,12 @@ def test_the_quick_sweeps_run_time_is_stated_the_same_everywhere():
         assert len(found) == 1, (name, found)
         figures[name] = found.pop()
     assert len(set(figures.values())) == 1, figures
+
+
+def test_checking_values_leaves_trial_ids_as_they_were():
+    """Value checks return values unchanged (an int stays an int), so trial ids, hashes of the settings,
+    match those of earlier versions and a re-run still skips the finished trials of an old sweep
+    (2554d226c4bf: the first quick trial's id before the checks existed)."""
+    assert SweepConfig.from_file("quick").trials()[0]["trial_id"] == "2554d226c4bf"
+    cfg = SweepConfig(**{**TINY, "stability": {"max_fd": 50, "window": 3}})
+    assert cfg.stability == {"max_fd": 50, "window": 3} and isinstance(cfg.stability["max_fd"], int)

@@ -80,7 +80,9 @@ def _ints(where: str, key: str, value, minimum: int = 1, nested: bool = False) -
 
 def _number(where: str, key: str, value, minimum: float | None = None, maximum: float | None = None,
             integer: bool = False, open_min: bool = False, open_max: bool = False, optional: bool = False):
-    """A finite number (an int when ``integer``) within the bounds, or None when ``optional``."""
+    """``value`` if it is a finite number (a whole one when ``integer``) within the bounds, or None
+    when ``optional``; else SweepConfigError. The value is returned as given (an integer field as
+    ``int``), so a trial's id, a hash of its settings, does not change."""
     if value is None and optional:
         return None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -96,28 +98,29 @@ def _number(where: str, key: str, value, minimum: float | None = None, maximum: 
         bounds = " and ".join(b for b in (lo, hi) if b)
         _fail(where, key, f"expected {'an integer' if integer else 'a number'}{' ' + bounds if bounds else ''}"
                           f"{' or null' if optional else ''}, got {value!r}")
-    return int(value) if integer else float(value)
+    return int(value) if integer else value
 
 
-# The values of the sections passed on to other functions, checked before any work starts:
-# key -> (minimum, maximum, integer, open_min, optional)
-VALUE_RULES = {
-    "workspace": {"seed": (0, None, True, False, False), "vae_epochs": (1, None, True, False, True),
-                  "n_train": (1, None, True, False, True), "n_test": (1, None, True, False, True),
-                  "extractor_epochs": (1, None, True, False, True)},
-    "stability": {"window": (2, None, True, False, False), "max_rel_spread": (0, None, False, True, False),
-                  "max_abs_loss": (0, None, False, True, False), "max_fd": (0, None, False, True, True)},
-    "evaluation": {"n_samples": (2, None, True, False, True), "n_grid": (0, None, True, False, False),
-                   "seed": (0, None, True, False, False)},
-    "analysis": {"n_boot": (0, None, True, False, False), "seed": (0, None, True, False, False)},
+_COUNT = {"minimum": 1, "integer": True, "optional": True}
+VALUE_RULES = {  # the values of the sections passed on to other functions: checked before any work
+    "workspace": {"seed": {"minimum": 0, "integer": True}, "vae_epochs": _COUNT, "n_train": _COUNT,
+                  "n_test": _COUNT, "extractor_epochs": _COUNT},
+    "stability": {"window": {"minimum": 2, "integer": True}, "max_rel_spread": {"minimum": 0, "open_min": True},
+                  "max_abs_loss": {"minimum": 0, "open_min": True},
+                  "max_fd": {"minimum": 0, "open_min": True, "optional": True}},
+    "evaluation": {"n_samples": {"minimum": 2, "integer": True, "optional": True},
+                   "n_grid": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True}},
+    "analysis": {"n_boot": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True},
+                 "level": {"minimum": 0, "maximum": 1, "open_min": True, "open_max": True}},
 }
+"""Per section and key: the keyword arguments of :func:`_number` that check its value."""
 
 
 def _check_values(where: str, section: str, values: dict) -> dict:
     out = dict(values)
-    for key, (lo, hi, integer, open_min, optional) in VALUE_RULES[section].items():
+    for key, rule in VALUE_RULES[section].items():
         if key in out:
-            out[key] = _number(where, f"{section}.{key}", out[key], lo, hi, integer, open_min, optional=optional)
+            out[key] = _number(where, f"{section}.{key}", out[key], **rule)
     return out
 
 
@@ -214,8 +217,6 @@ class SweepConfig:
         if "seed" in self.train:
             _fail(w, "train.seed", "the seed is set per trial from `seeds`; remove it from train")
         self.analysis = _check_values(w, "analysis", _section(w, "analysis", self.analysis))
-        self.analysis["level"] = _number(w, "analysis.level", self.analysis["level"], 0, 1, open_min=True,
-                                         open_max=True)
         try:
             self.analysis["rule"] = OptimalityRule.from_value(self.analysis["rule"]).to_dict()
         except ScalingError as e:
