@@ -21,7 +21,7 @@ the FID on the RGB bands of the same images, for the floor and both trained gene
 
 ``DIR`` is ``runs/demo`` (``runs/demo-quick`` with ``--quick``, so the two never overwrite each other).
 ``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (about a minute on 2 cores from an
-empty cache; the full one takes about two). Interrupted runs resume from their checkpoints when the demo is run again with
+empty cache; the full one takes about three). Interrupted runs resume from their checkpoints when the demo is run again with
 the same settings. Notebook ``04_training_latent_style_qgan`` walks through the same steps.
 """
 from __future__ import annotations
@@ -144,7 +144,6 @@ def _write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
 
 def _plot_samples(path: Path, real: np.ndarray, recon: np.ndarray, quantum: np.ndarray, classical: np.ndarray,
                   standin: bool, dataset_name: str) -> None:
-    from matplotlib import cm, colors
     from matplotlib.figure import Figure
 
     from qgan_widgets.data import views
@@ -154,8 +153,7 @@ def _plot_samples(path: Path, real: np.ndarray, recon: np.ndarray, quantum: np.n
     n = min(len(real), len(recon), len(quantum), len(classical), 8)
     fig = Figure(figsize=(1.15 * n + 2.4, 11.0))  # no pyplot: never touches a notebook's figures
     axes = fig.subplots(2 * len(rows), n, squeeze=False)
-    ndvi = {"cmap": "RdYlGn", "vmin": views.NDVI_RANGE[0], "vmax": views.NDVI_RANGE[1]}
-    for r, (view, kw) in enumerate((("rgb", {}), ("ndvi", ndvi))):
+    for r, (view, kw) in enumerate((("rgb", {}), ("ndvi", views.NDVI_STYLE))):
         for k, (label, images) in enumerate(rows):
             row = r * len(rows) + k
             shown = views.VIEWS[view](images[:n])
@@ -170,11 +168,8 @@ def _plot_samples(path: Path, real: np.ndarray, recon: np.ndarray, quantum: np.n
         title += "\nSTAND-IN DATA (sat4-synthetic), not real SAT-4"
     fig.suptitle(title, fontsize=11, color="#c0392b" if standin else "black")
     fig.tight_layout(rect=(0, 0, 0.9, 0.95))
-    cax = fig.add_axes((0.92, 0.08, 0.018, 0.36))  # beside the NDVI rows
-    bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(ndvi["vmin"], ndvi["vmax"]), cmap=ndvi["cmap"]),
-                       cax=cax)
-    bar.set_label("NDVI (NIR - R) / (NIR + R)\nbare ground < 0 < vegetation", fontsize=8)
-    bar.ax.tick_params(labelsize=7)
+    views.add_colorbar(fig, (0.92, 0.08, 0.018, 0.36), views.NDVI_STYLE,  # beside the NDVI rows
+                       "NDVI (NIR - R) / (NIR + R)\nbare ground < 0 < vegetation")
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=90)
     os.replace(tmp, path)

@@ -23,6 +23,8 @@ __all__ = ["plot_losses", "plot_fd", "rgb", "nir", "ndvi", "false_color", "VIEWS
 
 STANDIN_LABEL = "stand-in data (sat4-synthetic), not real SAT-4"
 NDVI_RANGE = (-0.6, 0.6)
+NDVI_STYLE = {"cmap": "RdYlGn", "vmin": NDVI_RANGE[0], "vmax": NDVI_RANGE[1]}
+"""How NDVI is drawn everywhere (grids, the demo's samples, their colour bars)."""
 """Colour range of NDVI plots: bare ground and water below 0, vegetation 0.2-0.6."""
 
 
@@ -73,7 +75,7 @@ def _view(x, view: str) -> tuple[np.ndarray, dict]:
     if view == "nir":
         return img, {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
     if view == "ndvi":
-        return img, {"cmap": "RdYlGn", "vmin": NDVI_RANGE[0], "vmax": NDVI_RANGE[1]}
+        return img, dict(NDVI_STYLE)
     return img, {}
 
 
@@ -157,14 +159,8 @@ def plot_grid(x, y=None, view: str = "rgb", ncols: int = 8, title: str | None = 
         fig.text((left0 + c * (tile + gap) + tile / 2) / width, (height - top_in + 0.05) / height, str(text),
                  ha="center", va="bottom", fontsize=7)
     if colorbar and "cmap" in kw:
-        from matplotlib import cm, colors
-
-        cax = fig.add_axes(((width - right_pad + 0.15) / width, (height - top_in - nrows * (tile + label_h)) / height,
-                            0.12 / width, (nrows * (tile + label_h) - label_h) / height))
-        bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(kw.get("vmin"), kw.get("vmax")), cmap=kw["cmap"]),
-                           cax=cax)
-        bar.ax.tick_params(labelsize=7)
-        bar.set_label(view.upper(), fontsize=8)
+        add_colorbar(fig, ((width - right_pad + 0.15) / width, (height - top_in - nrows * (tile + label_h)) / height,
+                           0.12 / width, (nrows * (tile + label_h) - label_h) / height), kw, view.upper())
     for i in range(n):
         r, c = divmod(i, ncols)
         left = left0 + c * (tile + gap)
@@ -176,6 +172,18 @@ def plot_grid(x, y=None, view: str = "rgb", ncols: int = 8, title: str | None = 
             axis.set_title(_class_name(labels[i]), fontsize=8, pad=2)
     _headline(fig, heading, standin)
     return fig
+
+
+def add_colorbar(fig, rect, style: dict, label: str):
+    """A colour bar for ``style`` (``cmap``, ``vmin``, ``vmax``, e.g. :data:`NDVI_STYLE`) in a new axes at
+    ``rect`` (figure fractions: left, bottom, width, height)."""
+    from matplotlib import cm, colors
+
+    bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(style["vmin"], style["vmax"]), cmap=style["cmap"]),
+                       cax=fig.add_axes(rect))
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(label, fontsize=8)
+    return bar
 
 
 def _mosaic(ax, img: np.ndarray, labels, ncols: int, nrows: int, kw: dict) -> None:
