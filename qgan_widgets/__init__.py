@@ -30,6 +30,12 @@ import sys as _sys
 
 __version__ = "0.2.0"
 
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to anything but empty, ``0`` or ``false``
+    (``QGAN_FAST``, ``QGAN_TF_LOGS``, ``QGAN_REVEAL``)."""
+    return _os.environ.get(name, "0").strip() not in ("", "0", "false", "False")
+
+
 # The Keras guard, without importing TensorFlow yet (qgan_widgets._tf does the full check).
 if _os.environ.get("TF_USE_LEGACY_KERAS") is None:
     _os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -38,7 +44,7 @@ if "tensorflow" in _sys.modules:
 
     _ensure()
 
-FAST = _os.environ.get("QGAN_FAST", "0") not in ("", "0", "false", "False")
+FAST = env_flag("QGAN_FAST")
 """True when ``QGAN_FAST=1``: notebooks and demos use their small configurations."""
 
 WINGS = ("data", "quantum", "models", "scores", "pipeline", "training", "study", "teaching", "widgets", "apps")

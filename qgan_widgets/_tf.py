@@ -108,7 +108,9 @@ def _pin_threads(tensorflow) -> None:
 
 def verbose_logs() -> bool:
     """True when the user asked for TensorFlow's own logs (``QGAN_TF_LOGS=1``)."""
-    return os.environ.get("QGAN_TF_LOGS", "0") not in ("", "0", "false", "False")
+    from qgan_widgets import env_flag
+
+    return env_flag("QGAN_TF_LOGS")
 
 
 def _import_quietly():

@@ -59,9 +59,9 @@ _PLACEHOLDER = "No answer yet: replace `answer = None` with your answer and run 
 
 def teacher_mode() -> bool:
     """True when ``QGAN_REVEAL=1``: every checker prints the expected answer (the answer key)."""
-    import os
+    from qgan_widgets import env_flag
 
-    return os.environ.get("QGAN_REVEAL", "0") not in ("", "0", "false", "False")
+    return env_flag("QGAN_REVEAL")
 
 
 def _say(ok: bool | None, title: str, message: str = "", hint: str = "", expected=None,
