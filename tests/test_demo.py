@@ -127,10 +127,10 @@ def test_scores_do_not_depend_on_the_hosts_core_count_onednn_isa_or_load():
     from qgan_widgets.apps import reproduce
 
     variants = [v for v in reproduce.HOST_VARIANTS
-                if v[0].startswith(("default", "one core", "oneDNN capped", "beside a CPU hog"))]
+                if v.name.startswith(("default", "one core", "oneDNN capped", "beside a CPU hog"))]
     assert len(variants) == 4
-    rows = [reproduce.run_variant(env, cpus, steps=10, seed=0) for _, env, cpus, _ in variants]
-    for name, row in zip([v[0] for v in variants], rows):
+    rows = [reproduce.run_variant(v, steps=10, seed=0) for v in variants]
+    for name, row in zip([v.name for v in variants], rows):
         assert all(row[k] == rows[0][k] for k in reproduce.KEYS), (name, row, rows[0])
 
 

@@ -20,21 +20,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 KEYS = ("fd_untrained", "fd_generated", "fd_classical", "fd_reconstruction_floor")
 LABELS = {"fd_untrained": "untrained", "fd_generated": "quantum", "fd_classical": "classical",
           "fd_reconstruction_floor": "floor"}
 
-HOST_VARIANTS = [  # name, extra environment, CPU affinity (None: as given), must equal the default
-    ("default (this machine's cores)", {}, None, True),
-    ("beside a CPU hog (busy loop per core)", {"_HOG": "1"}, None, True),
-    ("one core (CPU affinity)", {}, {0}, True),
-    ("oneDNN capped to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, None, True),
-    ("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, None, True),
-    ("BLAS on one thread", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, None,
-     True),
-    ("QGAN_THREADS=0, all cores", {"QGAN_THREADS": "0"}, None, False),
-    ("QGAN_THREADS=0, one core", {"QGAN_THREADS": "0"}, {0}, False),
+class Variant(NamedTuple):
+    """One host variation: extra environment, CPU affinity (None: as given), a busy loop per core beside
+    it, and whether its scores must equal the default's."""
+
+    name: str
+    env: dict = {}
+    cpus: set | None = None
+    must_match: bool = True
+    hog: bool = False
+
+
+HOST_VARIANTS = [
+    Variant("default (this machine's cores)"),
+    Variant("beside a CPU hog (busy loop per core)", hog=True),
+    Variant("one core (CPU affinity)", cpus={0}),
+    Variant("oneDNN capped to AVX2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
+    Variant("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    Variant("BLAS on one thread", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}),
+    Variant("QGAN_THREADS=0, all cores", {"QGAN_THREADS": "0"}, must_match=False),
+    Variant("QGAN_THREADS=0, one core", {"QGAN_THREADS": "0"}, {0}, must_match=False),
 ]
 
 
@@ -57,13 +68,11 @@ def _hog(n: int) -> list:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def run_variant(env: dict, cpus: set | None, steps: int, seed: int, timeout: float = 1800) -> dict:
-    """``pipeline_scores`` in a fresh process with its own empty cache, extra ``env`` and CPU affinity
-    (``env["_HOG"]``: with a busy loop on every core beside it)."""
-    env = dict(env)
-    hogs = _hog(os.cpu_count() or 1) if env.pop("_HOG", None) else []
+def run_variant(variant: Variant, steps: int, seed: int, timeout: float = 1800) -> dict:
+    """``pipeline_scores`` in a fresh process with its own empty cache, under ``variant``."""
+    hogs = _hog(os.cpu_count() or 1) if variant.hog else []
     try:
-        return _run_probe(env, cpus, steps, seed, timeout)
+        return _run_probe(variant.env, variant.cpus, steps, seed, timeout)
     finally:
         for h in hogs:
             h.kill()
@@ -89,8 +98,8 @@ def _run_probe(env: dict, cpus: set | None, steps: int, seed: int, timeout: floa
 
 def host_table(steps: int = 80, seed: int = 0, variants=None) -> list[dict]:
     rows = []
-    for name, env, cpus, must_match in variants or HOST_VARIANTS:
-        rows.append({"variant": name, "must_match": must_match, **run_variant(env, cpus, steps, seed)})
+    for v in variants or HOST_VARIANTS:
+        rows.append({"variant": v.name, "must_match": v.must_match, **run_variant(v, steps, seed)})
         print(_row_text(rows[-1], rows[0]), flush=True)
     return rows
 
