@@ -251,12 +251,7 @@ class Workspace:
         About 0.1-0.5 s at the default sizes. Works for any generator with this workspace's
         ``latent_dim``.
         """
-        n = self.n_eval if n_samples is None else int(n_samples)
-        if n < 2 or not 0 <= n_grid <= n:
-            raise WorkspaceError(f"evaluator: need n_samples >= 2 and 0 <= n_grid <= n_samples, got "
-                                 f"{n} and {n_grid}")
-
-        data = self.dataset.name + (" (stand-in)" if self.dataset.is_standin else "")
+        n, label = self._evaluation_settings(n_samples, n_grid)
 
         def evaluate(generator, step=None):
             if getattr(generator, "latent_dim", self.latent_dim) != self.latent_dim:
@@ -264,14 +259,55 @@ class Workspace:
                                      f"but this workspace's VAE has latent_dim {self.latent_dim}")
             noise = self.noise_batch(n, int(generator.noise_dim), seed)
             z = np.asarray(generator(noise, training=False), dtype=np.float32)
-            if z.shape != (n, self.latent_dim) or not np.all(np.isfinite(z)):
-                nan = float("nan")
-                return {"fd": nan, "fd_latent": nan, "data": data, "scores": {}}, None
-            z = np.clip(z, -1.0, 1.0)
-            images = self.vae.decode(z)
-            fd, fd_latent = self.score_images(images, seed=seed), self.score_latents(z, seed=seed)
-            samples = np.round(images[:n_grid] * 255.0).astype(np.uint8)
-            return ({"fd": fd.value, "fd_latent": fd_latent.value, "data": data,
-                     "scores": {"fd": fd.to_dict(), "fd_latent": fd_latent.to_dict()}}, samples)
+            return self._score_members(z[np.newaxis], n, n_grid, seed, label)[0]
 
         return evaluate
+
+    def ensemble_evaluator(self, n_samples: int | None = None, n_grid: int = 16, seed: int = 0):
+        """:meth:`evaluator` for an ensemble: ``evaluate(stacked_generator, step) -> [(scores, samples)]``,
+        one pair per member, in member order (see :mod:`qgan_widgets.models.stacked`).
+
+        Every member runs on the same fixed noise batch as :meth:`evaluator` gives a single generator,
+        and all members' latents are decoded and scored in one pass (one decoder call, one classifier
+        call), so a member's scores are those of the same generator trained alone (up to float
+        rounding of the larger batches).
+        """
+        n, label = self._evaluation_settings(n_samples, n_grid)
+
+        def evaluate(stacked, step=None):
+            if stacked.latent_dim != self.latent_dim:
+                raise WorkspaceError(f"ensemble evaluator: the generators make {stacked.latent_dim}-d latents "
+                                     f"but this workspace's VAE has latent_dim {self.latent_dim}")
+            noise = self.noise_batch(n, int(stacked.noise_dim), seed)
+            z = np.asarray(stacked(np.broadcast_to(noise, (stacked.size, *noise.shape))), dtype=np.float32)
+            return self._score_members(z, n, n_grid, seed, label)
+
+        return evaluate
+
+    def _evaluation_settings(self, n_samples, n_grid) -> tuple[int, str]:
+        n = self.n_eval if n_samples is None else int(n_samples)
+        if n < 2 or not 0 <= n_grid <= n:
+            raise WorkspaceError(f"evaluator: need n_samples >= 2 and 0 <= n_grid <= n_samples, got "
+                                 f"{n} and {n_grid}")
+        return n, self.dataset.name + (" (stand-in)" if self.dataset.is_standin else "")
+
+    def _score_members(self, z: np.ndarray, n: int, n_grid: int, seed: int, label: str) -> list[tuple[dict, object]]:
+        """Scores and sample tiles of each member's latents ``z`` (S, n, latent_dim): the finite members'
+        latents decoded and put through the classifier in one call each."""
+        nan = float("nan")
+        results: list = [({"fd": nan, "fd_latent": nan, "data": label, "scores": {}}, None)] * len(z)
+        ok = [s for s in range(len(z)) if z[s].shape == (n, self.latent_dim) and np.all(np.isfinite(z[s]))]
+        if not ok:
+            return results
+        latents = np.clip(z[ok], -1.0, 1.0)
+        images = self.vae.decode(latents.reshape(-1, self.latent_dim)).reshape(len(ok), n, *data.IMAGE_SHAPE)
+        feats = self.extractor.features(images.reshape(-1, *data.IMAGE_SHAPE)).reshape(len(ok), n, -1)
+        for i, s in enumerate(ok):
+            value = metrics.frechet_distance(*metrics.feature_stats(feats[i]), *self.real_feature_stats)
+            fd = metrics.Score(value=value, name="FD", n_real=self.n_eval, n_fake=n,
+                               feature_dim=self.extractor.feature_dim, seed=seed, extractor=self.extractor.name)
+            fd_latent = self.score_latents(latents[i], seed=seed)
+            samples = np.round(images[i, :n_grid] * 255.0).astype(np.uint8)
+            results[s] = ({"fd": fd.value, "fd_latent": fd_latent.value, "data": label,
+                           "scores": {"fd": fd.to_dict(), "fd_latent": fd_latent.to_dict()}}, samples)
+        return results

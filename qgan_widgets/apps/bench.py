@@ -1,4 +1,6 @@
-"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds``).
+"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep``).
+
+``bench sweep`` (sweep trials per hour, one by one against ensembles) is :mod:`qgan_widgets.apps.throughput`.
 
 ``bench generator`` builds the style-based quantum generator for every backend and size, and
 times what training does per generator step: a forward pass on a batch of noise and the gradient
@@ -300,7 +302,7 @@ def _generator_main(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qgan_widgets bench generator|host|seeds [options]``."""
+    """``python -m qgan_widgets bench generator|host|seeds|sweep [options]``."""
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     gen = sub.add_parser("generator", help="forward + gradient steps of the quantum generator, per backend")
@@ -326,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--quick", action="store_true", help="the quick demo (default: the full one)")
     seeds.add_argument("--steps", type=int, default=None, help="override the demo's training steps")
     seeds.add_argument("--json", help="write the rows and the spread to this JSON file")
+    from qgan_widgets.apps.throughput import add_parser, throughput_main
+
+    add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.what == "host":
@@ -336,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             from qgan_widgets.apps.reproduce import seeds_main
 
             return seeds_main(args)
+        if args.what == "sweep":
+            return throughput_main(args)
         if args.batch < 1 or args.steps < 1 or args.warmup < 0:
             raise ValueError("--batch and --steps must be >= 1 and --warmup >= 0")
         return _generator_main(args)

@@ -3,7 +3,7 @@
 Command line::
 
     python -m qgan_widgets sweep --quick --out runs/sweep-quick
-    python -m qgan_widgets sweep --config my-sweep.yaml --out DIR [--address ADDR] [--num-cpus N]
+    python -m qgan_widgets sweep --config my-sweep.yaml --out DIR [--address ADDR] [--num-cpus N] [--ensemble S]
     python -m qgan_widgets sweep --analyze-only --out DIR
 
 The study itself lives in :mod:`qgan_widgets.study` (taught in notebook ``06_capacity_scaling``).
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", help="connect to this Ray cluster instead of starting one locally")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all cores)")
     p.add_argument("--max-retries", type=int, help="Ray retries of a failed trial (default: the config's)")
+    p.add_argument("--ensemble", type=int, metavar="S",
+                   help="train up to S seeds of a grid point together in one program (default: the config's; "
+                        "1: each trial alone). Results are the same either way")
     p.add_argument("--analyze-only", action="store_true", help="only re-analyse the results in --out")
     args = p.parse_args(argv)
     try:
@@ -43,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         config = SweepConfig.from_file(CONFIG_DIR / PACKAGED["quick"] if args.quick else args.config)
         out = Path(args.out or f"runs/sweep-{config.name}")
         t0 = time.time()
-        run_sweep(config, out, address=args.address, num_cpus=args.num_cpus, max_retries=args.max_retries)
+        if args.ensemble is not None and args.ensemble < 1:
+            p.error(f"--ensemble must be at least 1, got {args.ensemble}")
+        run_sweep(config, out, address=args.address, num_cpus=args.num_cpus, max_retries=args.max_retries,
+                  ensemble=args.ensemble)
         print((out / "report.md").read_text())
         print(f"sweep {config.name!r} finished in {fmt_time(time.time() - t0)}; outputs in {out}")
     except (SweepConfigError, ScalingError) as e:

@@ -82,10 +82,13 @@ class FeatureExtractor:
         feats = L.Dense(self.feature_dim, kernel_initializer=init(), name="features")(L.Flatten()(h))
         logits = L.Dense(len(CLASS_NAMES), kernel_initializer=init(), name="logits")(L.ReLU()(feats))
         classifier = keras.Model(x, logits, name="sat4_classifier")
-        feature_model = keras.Model(x, feats, name="sat4_features")
+        # One model with both outputs: the convolutions run once per image (two models sharing
+        # the layers ran them twice: twice the cost of every evaluation, same numbers).
+        both = keras.Model(x, [feats, logits], name="sat4_features_and_logits")
+
         @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
         def features_and_logits(a):
-            return feature_model(a, training=False), classifier(a, training=False)
+            return both(a, training=False)
 
         return classifier, features_and_logits
 

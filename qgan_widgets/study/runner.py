@@ -84,35 +84,52 @@ def workspace_for(settings: Mapping):
 def run_trial(spec: Mapping) -> dict:
     """Train one trial through :func:`qgan_widgets.training.trainer.run_training`; return its summary dict.
 
-    Adds the data set's name, TensorFlow's thread count (``tf_threads``) and the mean ``d_loss``,
-    ``g_loss`` and ``w_estimate`` over the last tenth of the steps. A diverged run is a result
-    (unstable), not a failure; other errors propagate so that Ray retries the trial.
+    Adds the data set's name and TensorFlow's thread count (``tf_threads``). A diverged run is a
+    result (unstable), not a failure; other errors propagate so that Ray retries the trial.
     """
-    limit_threads(1)
-    from collections import deque
+    return run_trials([spec])[0]
 
+
+def run_trials(specs: list[Mapping]) -> list[dict]:
+    """Train trials that differ only in seed: one alone through :func:`~qgan_widgets.training.run_training`,
+    several as one ensemble (:func:`~qgan_widgets.training.run_ensemble`: one program, each member the
+    run its seed gives alone); one summary per spec, in order (see :func:`run_trial`)."""
+    limit_threads(1)
     from qgan_widgets import training
     from qgan_widgets._tf import tf
 
-    ws = workspace_for(spec["workspace"])
-    train = training.TrainConfig.from_dict({**spec["train"], "seed": spec["seed"]})
-    tail: deque = deque(maxlen=max(10, train.steps // 10))
+    first = specs[0]
+    for spec in specs[1:]:
+        if ensemble_key(spec) != ensemble_key(first):
+            raise ValueError(f"trials {first['trial_id']} and {spec['trial_id']} differ in more than their seed: "
+                             f"they cannot train as one ensemble")
+    ws = workspace_for(first["workspace"])
+    train = {**first["train"], "seed": first["seed"]}
+    options = dict(workspace=ws, evaluator_options=dict(first["evaluation"]),
+                   stability_options=dict(first["stability"]))
+    if len(specs) == 1:
+        summaries = [training.run_training(dict(first["generator"]), dict(first["critic"]), train, **options)]
+    else:
+        summaries = training.run_ensemble(dict(first["generator"]), dict(first["critic"]), train,
+                                          seeds=[spec["seed"] for spec in specs], **options)
+    for summary in summaries:
+        summary["dataset"] = getattr(getattr(ws, "dataset", None), "name", None)
+        summary["tf_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+    return summaries
 
-    class LossTail(training.Callback):
-        def on_step(self, step, logs):
-            tail.append(logs)
 
-    summary = training.run_training(
-        dict(spec["generator"]), dict(spec["critic"]), train, workspace=ws,
-        evaluator_options=dict(spec["evaluation"]), stability_options=dict(spec["stability"]),
-        callbacks=[LossTail()], progress=False,
-    )
-    summary["dataset"] = getattr(getattr(ws, "dataset", None), "name", None)
-    summary["tf_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
-    for key in LOSS_KEYS:
-        values = [float(row[key]) for row in tail if key in row]
-        summary[key] = sum(values) / len(values) if values else None
-    return summary
+def ensemble_key(spec: Mapping) -> str:
+    """What trials of one ensemble share: everything but the seed (and the id)."""
+    return json.dumps({k: v for k, v in spec.items() if k not in ("seed", "trial_id")}, sort_keys=True)
+
+
+def ensembles(specs: list[dict], size: int) -> list[list[dict]]:
+    """``specs`` grouped into ensembles of at most ``size`` trials that differ only in seed (in the
+    order of the specs; ``size`` 1: one trial per group)."""
+    groups: dict[str, list[dict]] = {}
+    for spec in specs:
+        groups.setdefault(ensemble_key(spec), []).append(spec)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +362,7 @@ def _first_line(err: BaseException) -> str:
 def run_sweep(
     config: "SweepConfig | str | os.PathLike", out_dir, address: str | None = None, num_cpus: int | None = None,
     progress: bool = True, max_retries: int | None = None, trial_fn: Callable[[dict], Mapping] | None = None,
-    analyze_results: bool = True,
+    analyze_results: bool = True, ensemble: int | None = None,
 ) -> pd.DataFrame:
     """Run every missing trial of a sweep on Ray; return this sweep's ``trials.csv`` table.
 
@@ -354,7 +371,10 @@ def run_sweep(
     are skipped, failed ones are run again. ``address``: an existing Ray cluster (default: start
     one locally with ``num_cpus`` CPUs, default all cores, unless Ray is already initialised).
     ``max_retries`` (default the config's): Ray retries of a trial that raised or whose worker died.
-    ``trial_fn(spec) -> summary dict`` replaces :func:`run_trial` (tests, other studies).
+    ``ensemble`` (default the config's): trials that differ only in seed train together, up to this
+    many per Ray task (:func:`run_trials`); 1 trains every trial alone. The records are the same either
+    way: one row per trial, and a re-run runs only the trials not done.
+    ``trial_fn(spec) -> summary dict`` replaces :func:`run_trial` (tests, other studies; one trial per task).
     Afterwards (``analyze_results``) :func:`analyze` writes ``fit.json``, ``scaling.png``, ``report.md``.
     """
     if not isinstance(config, SweepConfig):
@@ -378,7 +398,15 @@ def run_sweep(
             if trial_fn is None and not address:  # train the shared VAE (and extractor) once here, not per worker
                 for settings in {json.dumps(s["workspace"], sort_keys=True) for s in todo}:
                     workspace_for(json.loads(settings))
-            _run_on_ray(ray, todo, specs, records, params, out, trial_fn or run_trial,
+            size = config.ensemble if ensemble is None else int(ensemble)
+            if size < 1:
+                raise ValueError(f"ensemble must be at least 1, got {size}")
+            if trial_fn is None:
+                groups, group_fn = ensembles(todo, size), run_trials
+            else:
+                groups, group_fn = [[spec] for spec in todo], _per_trial(trial_fn)
+            say(f"{len(groups)} Ray tasks ({'one trial each' if size == 1 or trial_fn else f'ensembles of up to {size} seeds'})")
+            _run_on_ray(ray, groups, specs, records, params, out, group_fn,
                         config.max_retries if max_retries is None else max_retries, say)
         finally:
             _stop_ray(ray, started)
@@ -389,43 +417,50 @@ def run_sweep(
     return df
 
 
-def _run_on_ray(ray, todo, specs, records, params, out, trial_fn, max_retries, say) -> None:
-    remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_call_trial)
+def _run_on_ray(ray, groups, specs, records, params, out, group_fn, max_retries, say) -> None:
+    remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_call_group)
     slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    fn_ref = ray.put(trial_fn)
-    queue, running = list(todo), {}
+    fn_ref = ray.put(group_fn)
+    queue, running = list(groups), {}
+    n_todo = sum(len(g) for g in groups)
     n_done = n_failed = 0
     t0 = time.time()
 
     def fill():
         while queue and len(running) < slots:
-            spec = queue.pop(0)
-            running[remote.remote(fn_ref, spec)] = spec
+            group = queue.pop(0)
+            running[remote.remote(fn_ref, group)] = group
 
     try:
         fill()
         while running:
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout keeps Ctrl-C prompt
             for ref in ready:
-                spec = running.pop(ref)
+                group = running.pop(ref)
                 fill()
                 try:
-                    rec = make_record(spec, params[spec["trial_id"]], ray.get(ref))
-                except Exception as e:  # the trial failed on its last retry
-                    rec = make_record(spec, params[spec["trial_id"]], error=_error_text(e))
-                records[spec["trial_id"]] = rec
-                append_result(out, rec)
+                    summaries = ray.get(ref)
+                    if len(summaries) != len(group):
+                        raise RuntimeError(f"{len(summaries)} results for {len(group)} trials")
+                    recs = [make_record(spec, params[spec["trial_id"]], summary)
+                            for spec, summary in zip(group, summaries)]
+                except Exception as e:  # the task failed on its last retry: each of its trials failed
+                    recs = [make_record(spec, params[spec["trial_id"]], error=_error_text(e)) for spec in group]
+                for rec in recs:
+                    records[rec["trial_id"]] = rec
+                    append_result(out, rec)
                 write_trials_csv(out, specs, records)
-                n_done += rec["status"] == "done"
-                n_failed += rec["status"] == "failed"
-                finished = n_done + n_failed
-                elapsed = time.time() - t0
-                left = elapsed / finished * (len(todo) - finished)
-                what = (f"FD {rec['final_fd']:.4g} {'stable' if rec['stable'] else 'unstable'}"
-                        if rec["status"] == "done" and rec["final_fd"] is not None else rec["status"])
-                say(f"[{finished}/{len(todo)}] done {n_done}, running {len(running)}, "
-                    f"failed {n_failed} | elapsed {fmt_time(elapsed)}, left ~{fmt_time(left)} | "
-                    f"{rec['generator_label']} critic {rec['critic_width']} seed {rec['seed']}: {what}")
+                for rec in recs:
+                    n_done += rec["status"] == "done"
+                    n_failed += rec["status"] == "failed"
+                    finished = n_done + n_failed
+                    elapsed = time.time() - t0
+                    left = elapsed / finished * (n_todo - finished)
+                    what = (f"FD {rec['final_fd']:.4g} {'stable' if rec['stable'] else 'unstable'}"
+                            if rec["status"] == "done" and rec["final_fd"] is not None else rec["status"])
+                    say(f"[{finished}/{n_todo}] done {n_done}, running {sum(len(g) for g in running.values())}, "
+                        f"failed {n_failed} | elapsed {fmt_time(elapsed)}, left ~{fmt_time(left)} | "
+                        f"{rec['generator_label']} critic {rec['critic_width']} seed {rec['seed']}: {what}")
     except KeyboardInterrupt:
         for ref in running:
             ray.cancel(ref, force=True)
@@ -438,8 +473,18 @@ def _run_on_ray(ray, todo, specs, records, params, out, trial_fn, max_retries, s
         raise
 
 
-def _call_trial(trial_fn, spec):
-    return dict(trial_fn(spec))
+def _call_group(group_fn, group):
+    return [dict(summary) for summary in group_fn(group)]
+
+
+class _per_trial:
+    """A per-trial function as a group function (picklable for Ray)."""
+
+    def __init__(self, trial_fn):
+        self.trial_fn = trial_fn
+
+    def __call__(self, group):
+        return [self.trial_fn(spec) for spec in group]
 
 
 def _error_text(e: BaseException) -> str:

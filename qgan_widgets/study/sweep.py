@@ -42,7 +42,7 @@ SECTIONS = {  # section -> its keys and defaults (None = no default beyond "abse
     "analysis": {"rule": "min_fd", "n_boot": 1000, "level": 0.95, "seed": 0},
 }
 TOP = ("name", "description", "workspace", "generators", "critic", "seeds", "train", "stability",
-       "evaluation", "analysis", "max_retries")
+       "evaluation", "analysis", "max_retries", "ensemble")
 
 
 def _fail(where: str, key: str, msg: str):
@@ -146,7 +146,9 @@ class SweepConfig:
         stability:  keyword arguments of metrics.judge_stability, passed to run_training
         evaluation: keyword arguments of Workspace.evaluator, passed to run_training
         analysis:   rule (name or {name, tolerance, min_stable_fraction, ...}), n_boot, level, seed
-        max_retries: Ray retries of a failed or killed trial
+        max_retries: Ray retries of a failed or killed trial (or ensemble)
+        ensemble:   trials that differ only in seed train together, this many at most per Ray task
+                    (one program; each member's result is its solo run's); 1 trains each alone
 
     All generators of a sweep share ``workspace.latent_dim`` (the same data): the quantum latent
     size is qubits (readout ``z``) or 2 x qubits (``xz``), so vary layers at fixed qubits, or set
@@ -165,6 +167,7 @@ class SweepConfig:
     evaluation: dict = field(default_factory=dict)
     analysis: dict = field(default_factory=dict)
     max_retries: int = 2
+    ensemble: int = 5
     where: str = field(default="SweepConfig", repr=False, compare=False)
 
     def __post_init__(self):
@@ -222,6 +225,7 @@ class SweepConfig:
         except ScalingError as e:
             _fail(w, "analysis.rule", str(e))
         self.max_retries = _ints(w, "max_retries", self.max_retries, minimum=0)[0]
+        self.ensemble = _ints(w, "ensemble", self.ensemble, minimum=1)[0]
         self._check_generators()
         self._check_train()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -155,6 +155,9 @@ class TrainResult:
     out_dir: str | None = None
     checkpoint: str | None = None
     message: str = ""
+    timings: dict = field(default_factory=dict)
+    """Where the wall time went (this call of ``train``): ``first_step_s`` (the first step: tracing and
+    compiling), ``steps_s`` (the other steps), ``eval_s`` (evaluations)."""
 
     @property
     def final_fd_latent(self) -> float:

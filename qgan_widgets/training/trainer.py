@@ -51,7 +51,7 @@ from qgan_widgets.models.critic import Critic
 from qgan_widgets.training.rundir import RunDirectory, atomic_write_text, latest_checkpoint, parameter_count
 from qgan_widgets.training.config import STEP_KEYS, Callback, TrainConfig, TrainingDiverged, TrainResult
 
-__all__ = ["WGANGPTrainer", "gradient_penalty", "run_training"]
+__all__ = ["WGANGPTrainer", "gradient_penalty", "run_training", "summarize_run"]
 
 
 # --------------------------------------------------------------------------------- the loss
@@ -81,6 +81,34 @@ def _scalar(v) -> float | None:
         return float(v["value"])
     return None
 
+
+
+def over_limits(row: dict, cfg: TrainConfig) -> bool:
+    """Whether a step's losses or gradient norms exceed the limits of ``cfg``."""
+    return (abs(row["d_loss"]) > cfg.max_abs_loss or abs(row["g_loss"]) > cfg.max_abs_loss
+            or row["grad_norm_d"] > cfg.max_grad_norm or row["grad_norm_g"] > cfg.max_grad_norm)
+
+
+def divergence_problem(row: dict, streak: int, cfg: TrainConfig) -> tuple[str | None, int]:
+    """The divergence guard for one step: (what went wrong or None, the new count of consecutive steps
+    over the limits). NaN/inf fires at once; limits after ``cfg.divergence_patience`` steps in a row."""
+    bad = [k for k in STEP_KEYS[1:] if not math.isfinite(row[k])]
+    if bad:
+        return f"{', '.join(bad)} became NaN or infinite at step {row['step']}", streak
+    streak = streak + 1 if over_limits(row, cfg) else 0
+    if streak >= cfg.divergence_patience:
+        return (f"the losses or gradients exceeded their limits (|loss| > {cfg.max_abs_loss:g} or "
+                f"gradient norm > {cfg.max_grad_norm:g}) for {streak} consecutive steps, "
+                f"up to step {row['step']} (d_loss {row['d_loss']:.3g}, g_loss {row['g_loss']:.3g}, "
+                f"grad_norm_d {row['grad_norm_d']:.3g}, grad_norm_g {row['grad_norm_g']:.3g})"), streak
+    return None, streak
+
+
+def diverged_message(problem: str, checkpoint, cfg: TrainConfig) -> str:
+    return (f"training diverged: {problem}. The run was stopped; the last good "
+            f"checkpoint is {checkpoint or 'none (no checkpoint was written yet)'}. "
+            f"Try a smaller learning rate (lr_generator {cfg.lr_generator:g}, "
+            f"lr_critic {cfg.lr_critic:g}) or a different seed.")
 
 
 # --------------------------------------------------------------------------------- the trainer
@@ -134,6 +162,7 @@ class WGANGPTrainer(RunDirectory):
         self.last_samples = None
         self.last_scores: dict = {}
         self._stop_requested = False
+        self.timings: dict = {}
         self._prepared = False
         self._bad_streak = 0
 
@@ -235,25 +264,11 @@ class WGANGPTrainer(RunDirectory):
 
     # ----------------------------------------------------------------------------- divergence
     def _over_limits(self, row: dict) -> bool:
-        cfg = self.config
-        return (abs(row["d_loss"]) > cfg.max_abs_loss or abs(row["g_loss"]) > cfg.max_abs_loss
-                or row["grad_norm_d"] > cfg.max_grad_norm or row["grad_norm_g"] > cfg.max_grad_norm)
+        return over_limits(row, self.config)
 
     def _divergence(self, row: dict) -> str | None:
-        bad = [k for k in STEP_KEYS[1:] if not math.isfinite(row[k])]
-        if bad:
-            return f"{', '.join(bad)} became NaN or infinite at step {row['step']}"
-        if self._over_limits(row):
-            self._bad_streak += 1
-        else:
-            self._bad_streak = 0
-        if self._bad_streak >= self.config.divergence_patience:
-            cfg = self.config
-            return (f"the losses or gradients exceeded their limits (|loss| > {cfg.max_abs_loss:g} or "
-                    f"gradient norm > {cfg.max_grad_norm:g}) for {self._bad_streak} consecutive steps, "
-                    f"up to step {row['step']} (d_loss {row['d_loss']:.3g}, g_loss {row['g_loss']:.3g}, "
-                    f"grad_norm_d {row['grad_norm_d']:.3g}, grad_norm_g {row['grad_norm_g']:.3g})")
-        return None
+        problem, self._bad_streak = divergence_problem(row, self._bad_streak, self.config)
+        return problem
 
     # ----------------------------------------------------------------------------- the loop
     def request_stop(self) -> None:
@@ -268,7 +283,8 @@ class WGANGPTrainer(RunDirectory):
         return TrainResult(status=status, steps=self.step, history=self.history, evals=self.evals,
                            final_scores=self.final_scores, wall_time_s=time.perf_counter() - t0,
                            out_dir=None if self.out_dir is None else str(self.out_dir),
-                           checkpoint=None if checkpoint is None else str(checkpoint), message=message)
+                           checkpoint=None if checkpoint is None else str(checkpoint), message=message,
+                           timings=dict(self.timings))
 
     def train(self, stop_event=None) -> TrainResult:
         """Train up to ``config.steps`` steps; see the class and module docstrings.
@@ -279,6 +295,8 @@ class WGANGPTrainer(RunDirectory):
         t0 = time.perf_counter()
         cfg = self.config
         self._stop_requested = False
+        self.timings = {"first_step_s": 0.0, "steps_s": 0.0, "eval_s": 0.0}
+        first = True
         if self.out_dir is not None and not self._prepared:
             self._prepare_out_dir()
         elif self.out_dir is not None:  # e.g. training again after a stop, maybe with more steps
@@ -296,17 +314,17 @@ class WGANGPTrainer(RunDirectory):
         status, message, checkpoint = "completed", "", latest_checkpoint(self.out_dir) if self.out_dir else None
         try:
             while self.step < cfg.steps:
+                t_step = time.perf_counter()
                 out = self._train_step()
                 self.step += 1
                 row = {"step": self.step, **{k: float(out[k]) for k in STEP_KEYS[1:]}}
+                self.timings["first_step_s" if first else "steps_s"] += time.perf_counter() - t_step
+                first = False
                 self.history.append(row)
                 self._append_metrics(row)
                 problem = self._divergence(row)
                 if problem is not None:
-                    message = (f"training diverged: {problem}. The run was stopped; the last good "
-                               f"checkpoint is {checkpoint or 'none (no checkpoint was written yet)'}. "
-                               f"Try a smaller learning rate (lr_generator {cfg.lr_generator:g}, "
-                               f"lr_critic {cfg.lr_critic:g}) or a different seed.")
+                    message = diverged_message(problem, checkpoint, cfg)
                     result = self._result("diverged", t0, checkpoint, message)
                     for cb in self.callbacks:
                         cb.on_train_end(self, result)
@@ -344,7 +362,9 @@ class WGANGPTrainer(RunDirectory):
         return result
 
     def _eval_now(self) -> None:
+        t_eval = time.perf_counter()
         record, samples = self.evaluate()
+        self.timings["eval_s"] = self.timings.get("eval_s", 0.0) + time.perf_counter() - t_eval
         self.evals.append(record)
         self._append_eval(record, samples)
         for cb in self.callbacks:
@@ -402,7 +422,9 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
     to the generator's). Returns a JSON-able dict: status, steps, final_fd (classifier features),
     final_fd_latent, fd_reconstruction_floor, stable, stability_reasons, rel_spread,
     generator_kind, generator_params, critic_width, critic_params, latent_dim, wall_time_s,
-    out_dir, message. A diverged run is a result (status "diverged", stable False), not an error.
+    first_step_s, steps_s, eval_s (where the time went), d_loss, g_loss, w_estimate (means over the
+    last tenth of the steps), out_dir, message. A diverged run is a result (status "diverged", stable
+    False), not an error.
     """
     from qgan_widgets.models.generators import build_generator
 
@@ -429,6 +451,24 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
         status, message = result.status, result.message
     except TrainingDiverged as err:
         result, status, message = err.result, "diverged", str(err)
+    return summarize_run(result, status, message, generator, critic, gen_cfg, crit_cfg, cfg, workspace,
+                         stability_options, out_dir, time.perf_counter() - t0)
+
+
+LOSS_TAIL_KEYS = ("d_loss", "g_loss", "w_estimate")
+
+
+def loss_tail(history: Sequence[dict], steps: int) -> dict:
+    """Mean ``d_loss``, ``g_loss`` and ``w_estimate`` over the last ``max(10, steps // 10)`` steps (None
+    without steps): the critic's end-of-run Wasserstein estimate, beside the scores."""
+    tail = list(history)[-max(10, steps // 10):]
+    return {key: (sum(float(r[key]) for r in tail) / len(tail) if tail else None) for key in LOSS_TAIL_KEYS}
+
+
+def summarize_run(result: TrainResult, status: str, message: str, generator, critic, gen_cfg: dict,
+                  crit_cfg: dict, cfg: TrainConfig, workspace, stability_options: dict | None, out_dir,
+                  wall_time_s: float) -> dict:
+    """The JSON-able summary of one finished run (see :func:`run_training`; ensembles use it per member)."""
     evals = result.evals
     key = "fd" if evals and "fd" in evals[-1] else "fd_latent"
     fd_values = [e.get(key, math.nan) for e in evals]
@@ -454,7 +494,9 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
         "critic_params": parameter_count(critic),
         "latent_dim": generator.latent_dim,
         "seed": cfg.seed,
-        "wall_time_s": time.perf_counter() - t0,
+        "wall_time_s": wall_time_s,
+        **{key: float(value) for key, value in result.timings.items()},  # first_step_s, steps_s, eval_s
+        **loss_tail(result.history, cfg.steps),
         "out_dir": None if out_dir is None else str(out_dir),
         "message": message,
     }

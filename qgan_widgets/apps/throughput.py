@@ -1,0 +1,142 @@
+"""``bench sweep``: how many sweep trials an hour, one by one against ensembles of S seeds.
+
+A sweep's Ray task runs :func:`qgan_widgets.study.runner.run_trials` on one core with one TensorFlow
+thread: one trial alone, or S trials that differ only in seed as one ensemble
+(:mod:`qgan_widgets.training.ensemble`). This benchmark runs exactly that in one process, pinned like
+a Ray worker, for each generator (4-qubit and 8-qubit quantum, a classical MLP) and each S, and
+reports trials per hour (per core: a sweep on N cores runs N such tasks side by side) and where the
+time goes per trial:
+
+``first_step_s``  tracing the training step (and compiling shapes not seen before) with the first step
+``steps_s``       the other training steps
+``eval_s``        evaluations (decoding and scoring the samples: compute that grows with the trials)
+``other_s``       building models and summarising
+
+Every configuration is first run once, untimed, with one step and one evaluation, so that the
+simulator's compiled programs for its batch sizes exist, as they do in a sweep's long-lived workers
+after their first task; each timed run then builds, traces and trains from scratch, as every task does.
+The training settings are the quick sweep's (``sweep-quick.yaml``) unless overridden.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+BENCH_GENERATORS = {
+    "q4": {"kind": "quantum", "num_qubits": 4, "num_layers": 2, "entangler": "cry-ring", "readout": "z",
+           "backend": "statevector"},
+    "q8": {"kind": "quantum", "num_qubits": 8, "num_layers": 2, "entangler": "cry-ring", "readout": "z",
+           "backend": "statevector"},
+    "classical": {"kind": "classical", "noise_dim": 4, "latent_dim": 4, "hidden": [8]},
+}
+DEFAULT_SIZES = (1, 3, 5, 10)
+
+
+def _specs(generator: dict, critic_width: int, seeds, train: dict, base) -> list[dict]:
+    from qgan_widgets.study.sweep import latent_dim_of
+
+    d = latent_dim_of(generator)
+    return [{"generator": dict(generator), "critic": {"width": critic_width, "depth": 2}, "seed": s, "latent_dim": d,
+             "train": dict(train), "stability": dict(base.stability), "evaluation": dict(base.evaluation),
+             "workspace": {**base.workspace, "latent_dim": d}, "trial_id": f"bench-{s}"} for s in seeds]
+
+
+def _row(name: str, generator: dict, critic_width: int, size: int, summaries: list[dict], wall: float) -> dict:
+    n = len(summaries)
+    per = {k: sum(float(s.get(k) or 0.0) for s in summaries) / n for k in ("first_step_s", "steps_s", "eval_s")}
+    return {"generator": name, "generator_kind": generator["kind"],
+            "num_qubits": generator.get("num_qubits"), "critic_width": critic_width, "ensemble_size": size,
+            "trials": n, "wall_s": wall, "trials_per_hour": 3600.0 * n / wall,
+            **per, "other_s": wall / n - sum(per.values()),
+            "final_fd": [s.get("final_fd") for s in summaries]}
+
+
+def run_throughput_bench(generators=("q4", "q8", "classical"), sizes=DEFAULT_SIZES, solo_trials: int = 3,
+                         critic_width: int = 32, steps: int | None = None, say=print) -> list[dict]:
+    """Rows of the benchmark (see the module docstring); ``ensemble_size`` 0 is one by one."""
+    from qgan_widgets.study.runner import limit_threads, run_trials
+    from qgan_widgets.study.sweep import SweepConfig
+
+    limit_threads(1)
+    base = SweepConfig.from_file("quick")
+    train = dict(base.train)
+    if steps is not None:
+        train["steps"] = int(steps)
+    rows = []
+    for name in generators:
+        gen = BENCH_GENERATORS[name]
+        say(f"{name}: preparing (workspace, compiled shapes)")
+        for size in (1, *sizes):  # untimed: one step, one evaluation
+            run_trials(_specs(gen, critic_width, range(1000, 1000 + size), {**train, "steps": 1, "eval_every": 1}, base))
+        t0 = time.perf_counter()
+        summaries = [run_trials(_specs(gen, critic_width, [s], train, base))[0] for s in range(solo_trials)]
+        rows.append(_row(name, gen, critic_width, 0, summaries, time.perf_counter() - t0))
+        say(_line(rows[-1]))
+        for size in sizes:
+            t0 = time.perf_counter()
+            summaries = run_trials(_specs(gen, critic_width, range(size), train, base))
+            rows.append(_row(name, gen, critic_width, size, summaries, time.perf_counter() - t0))
+            say(_line(rows[-1]))
+    for row in rows:
+        solo = next(r for r in rows if r["generator"] == row["generator"] and r["ensemble_size"] == 0)
+        row["speedup"] = row["trials_per_hour"] / solo["trials_per_hour"]
+    return rows
+
+
+def _line(row: dict) -> str:
+    how = "one by one" if row["ensemble_size"] == 0 else f"ensemble S={row['ensemble_size']}"
+    return (f"  {row['generator']:>9} {how:>16}: {row['trials_per_hour']:7.0f} trials/h  "
+            f"(per trial: first step {row['first_step_s']:.2f} s, steps {row['steps_s']:.2f} s, "
+            f"eval {row['eval_s']:.2f} s, other {row['other_s']:.2f} s)")
+
+
+def format_table(rows) -> str:
+    head = ["generator", "how", "trials/h", "x one-by-one", "first step s", "steps s", "eval s", "other s"]
+    lines = [head]
+    for r in rows:
+        lines.append([r["generator"], "one by one" if r["ensemble_size"] == 0 else f"S={r['ensemble_size']}",
+                      f"{r['trials_per_hour']:.0f}", f"{r.get('speedup', float('nan')):.2f}",
+                      f"{r['first_step_s']:.2f}", f"{r['steps_s']:.2f}", f"{r['eval_s']:.2f}", f"{r['other_s']:.2f}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]
+    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="sweep trials per hour: one by one against ensembles of S seeds")
+    p.add_argument("--generators", default="q4,q8,classical",
+                   help=f"comma-separated, of {', '.join(BENCH_GENERATORS)} (default %(default)s)")
+    p.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="ensemble sizes (default %(default)s)")
+    p.add_argument("--solo-trials", type=int, default=3, help="trials timed one by one (default 3)")
+    p.add_argument("--critic-width", type=int, default=32, help="critic width (default 32)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per trial (default: the quick sweep's 800)")
+    p.add_argument("--json", help="write one object per row to this JSON file")
+
+
+def throughput_main(args: argparse.Namespace) -> int:
+    from qgan_widgets.apps.bench import machine_summary, write_json
+
+    names = [g.strip() for g in args.generators.split(",") if g.strip()]
+    unknown = [g for g in names if g not in BENCH_GENERATORS]
+    if unknown or not names:
+        raise ValueError(f"--generators: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"known: {', '.join(BENCH_GENERATORS)}")
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--sizes: expected comma-separated integers, got {args.sizes!r}") from None
+    if not sizes or min(sizes) < 1 or args.solo_trials < 1 or args.critic_width < 1 or (
+            args.steps is not None and args.steps < 1):
+        raise ValueError("--sizes, --solo-trials, --critic-width and --steps must be >= 1")
+    print(f"bench sweep: trials per hour on one core (one TensorFlow thread, as a sweep's Ray task), "
+          f"critic width {args.critic_width}, quick-sweep training settings"
+          + (f", {args.steps} steps" if args.steps else ""))
+    print(machine_summary())
+    rows = run_throughput_bench(names, sizes, args.solo_trials, args.critic_width, args.steps)
+    print()
+    print(format_table(rows))
+    if args.json:
+        write_json(rows, args.json)
+        print(f"\nwrote {len(rows)} rows to {args.json}")
+    return 0
