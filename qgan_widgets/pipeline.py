@@ -234,7 +234,7 @@ class Workspace:
                 self._noise[key] = sample_noise(key[0], key[1], key[2])
             return self._noise[key]
 
-    def evaluator(self, n_samples: int | None = None, n_grid: int = 16, seed: int = 0):
+    def evaluator(self, n_samples: int | None = None, n_grid: int = 16, seed: int = 0, images_from_step: int = 0):
         """A function ``evaluate(generator, step) -> (scores, samples)`` for the trainer.
 
         It runs the generator on a FIXED noise batch of ``n_samples`` (default: as many as there
@@ -248,8 +248,10 @@ class Workspace:
         - ``samples``: uint8 tiles ``(n_grid, 28, 28, 4)`` decoded from the first ``n_grid`` noise
           vectors, the same every call, so grids show training progress.
 
-        About 0.1-0.5 s at the default sizes. Works for any generator with this workspace's
-        ``latent_dim``.
+        About 0.1-0.5 s at the default sizes, nearly all of it decoding and classifying the tiles.
+        ``images_from_step``: before this training step only the latent FD is computed (no ``fd``, no
+        samples): a sweep judges image scores only in its last evaluations and skips the rest.
+        Works for any generator with this workspace's ``latent_dim``.
         """
         n, label = self._evaluation_settings(n_samples, n_grid)
 
@@ -259,11 +261,13 @@ class Workspace:
                                      f"but this workspace's VAE has latent_dim {self.latent_dim}")
             noise = self.noise_batch(n, int(generator.noise_dim), seed)
             z = np.asarray(generator(noise, training=False), dtype=np.float32)
-            return self._score_members(z[np.newaxis], n, n_grid, seed, label)[0]
+            return self._score_members(z[np.newaxis], n, n_grid, seed, label,
+                                       images=step is None or step >= images_from_step)[0]
 
         return evaluate
 
-    def ensemble_evaluator(self, n_samples: int | None = None, n_grid: int = 16, seed: int = 0):
+    def ensemble_evaluator(self, n_samples: int | None = None, n_grid: int = 16, seed: int = 0,
+                           images_from_step: int = 0):
         """:meth:`evaluator` for an ensemble: ``evaluate(stacked_generator, step) -> [(scores, samples)]``,
         one pair per member, in member order (see :mod:`qgan_widgets.models.stacked`).
 
@@ -280,7 +284,7 @@ class Workspace:
                                      f"but this workspace's VAE has latent_dim {self.latent_dim}")
             noise = self.noise_batch(n, int(stacked.noise_dim), seed)
             z = np.asarray(stacked(np.broadcast_to(noise, (stacked.size, *noise.shape))), dtype=np.float32)
-            return self._score_members(z, n, n_grid, seed, label)
+            return self._score_members(z, n, n_grid, seed, label, images=step is None or step >= images_from_step)
 
         return evaluate
 
@@ -291,13 +295,21 @@ class Workspace:
                                  f"{n} and {n_grid}")
         return n, self.dataset.name + (" (stand-in)" if self.dataset.is_standin else "")
 
-    def _score_members(self, z: np.ndarray, n: int, n_grid: int, seed: int, label: str) -> list[tuple[dict, object]]:
+    def _score_members(self, z: np.ndarray, n: int, n_grid: int, seed: int, label: str,
+                       images: bool = True) -> list[tuple[dict, object]]:
         """Scores and sample tiles of each member's latents ``z`` (S, n, latent_dim): the finite members'
-        latents decoded and put through the classifier in one call each."""
+        latents decoded and put through the classifier in one call each (``images=False``: the
+        latent FD only)."""
         nan = float("nan")
         results: list = [({"fd": nan, "fd_latent": nan, "data": label, "scores": {}}, None)] * len(z)
         ok = [s for s in range(len(z)) if z[s].shape == (n, self.latent_dim) and np.all(np.isfinite(z[s]))]
         if not ok:
+            return results
+        if not images:
+            for s in ok:
+                fd_latent = self.score_latents(np.clip(z[s], -1.0, 1.0), seed=seed)
+                results[s] = ({"fd_latent": fd_latent.value, "data": label,
+                               "scores": {"fd_latent": fd_latent.to_dict()}}, None)
             return results
         latents = np.clip(z[ok], -1.0, 1.0)
         images = self.vae.decode(latents.reshape(-1, self.latent_dim)).reshape(len(ok), n, *data.IMAGE_SHAPE)

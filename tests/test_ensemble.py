@@ -186,13 +186,52 @@ def test_the_throughput_bench_rows_have_the_promised_keys(monkeypatch):
     monkeypatch.setattr(runner, "run_trials", fake_run_trials)
     monkeypatch.setattr(runner, "limit_threads", lambda n=1: None)
     rows = throughput.run_throughput_bench(("q4", "classical"), (1, 3), solo_trials=2, steps=2, say=lambda *a: None)
-    assert [(r["generator"], r["ensemble_size"]) for r in rows] == [("q4", 0), ("q4", 1), ("q4", 3),
-                                                                   ("classical", 0), ("classical", 1), ("classical", 3)]
+    assert [(r["generator"], r["ensemble_size"]) for r in rows] == [
+        ("q4", 0), ("q4", 0), ("q4", 1), ("q4", 3), ("classical", 0), ("classical", 0), ("classical", 1), ("classical", 3)]
+    assert [r["images_at_every_evaluation"] for r in rows[:3]] == [True, False, False]
     for r in rows:
         assert {"generator_kind", "num_qubits", "ensemble_size", "trials_per_hour", "speedup"} <= set(r)
         assert r["trials_per_hour"] > 0 and math.isfinite(r["speedup"])
-    assert rows[0]["num_qubits"] == 4 and rows[3]["num_qubits"] is None and rows[0]["speedup"] == 1.0
+    assert rows[1]["num_qubits"] == 4 and rows[4]["num_qubits"] is None and rows[1]["speedup"] == 1.0
+    assert rows[0]["speedup_vs_before"] == 1.0 and "speedup_vs_before" in rows[-1]
     assert "| q4" in throughput.format_table(rows)
     with pytest.raises(ValueError, match="--generators: unknown q5"):
         throughput.throughput_main(type("A", (), {"generators": "q5", "sizes": "1", "solo_trials": 1,
                                                   "critic_width": 8, "steps": None, "json": None})())
+
+
+# ------------------------------------------------------------------------------- image scores where judged
+
+
+def test_the_first_judged_step_is_that_of_the_stability_window():
+    assert runner.first_judged_step(TrainConfig(steps=800, eval_every=40), 5) == 640
+    assert runner.first_judged_step(TrainConfig(steps=810, eval_every=40), 3) == 760  # 760, 800, 810
+    assert runner.first_judged_step(TrainConfig(steps=100, eval_every=40), 5) == 0  # fewer evaluations than the window
+    assert runner.first_judged_step(TrainConfig(steps=800, eval_every=40)) == 640  # the judge's default window
+
+
+@pytest.mark.slow
+def test_skipping_early_image_scores_leaves_a_trials_record_unchanged(monkeypatch):
+    monkeypatch.setattr(runner, "limit_threads", lambda n=1: None)  # not this test process's thread settings
+    cfg = SweepConfig.from_dict({
+        "name": "skip", "workspace": {"latent_dim": 4, "fast": True, "n_train": 400, "n_test": 100, "vae_epochs": 1,
+                                      "extractor_epochs": 1},
+        "generators": {"classical": {"hidden": [[4]]}}, "critic": {"widths": [4]}, "seeds": [0, 1],
+        "train": {"steps": 24, "batch_size": 16, "n_critic": 2, "eval_every": 3, "eval_samples": 100},
+        "stability": {"window": 3}})
+    specs = cfg.trials()
+    judged = runner.run_trials(specs[:1])[0]
+    every = runner.run_trials([{**specs[0], "evaluation": {"images_from_step": 0}}])[0]
+    for key in ("final_fd", "final_fd_latent", "rel_spread", "stable", "d_loss", "w_estimate"):
+        assert judged[key] == every[key], key
+    assert judged["eval_s"] < every["eval_s"]  # 3 image evaluations instead of 8
+    ws = runner.workspace_for(specs[0]["workspace"])
+    evaluate = ws.evaluator(images_from_step=18)
+    gen = build_generator(**C8, seed=0)
+    early, samples = evaluate(gen, 15)
+    assert "fd" not in early and samples is None and math.isfinite(early["fd_latent"])
+    late, samples = evaluate(gen, 18)
+    assert math.isfinite(late["fd"]) and samples.shape == (16, 28, 28, 4) and late["fd_latent"] == early["fd_latent"]
+    # ensembles: the same schedule
+    pair = runner.run_trials(specs)
+    assert pair[0]["final_fd"] == pytest.approx(judged["final_fd"], rel=0.05)

@@ -12,6 +12,10 @@ time goes per trial:
 ``eval_s``        evaluations (decoding and scoring the samples: compute that grows with the trials)
 ``other_s``       building models and summarising
 
+Sweeps score decoded images only in the evaluations a trial's record uses (the stability window; see
+:func:`qgan_widgets.study.runner.first_judged_step`); one row per generator runs one by one with image
+scores at every evaluation, as sweeps did before (``x before``: the speed-up against it).
+
 Every configuration is first run once, untimed, with one step and one evaluation, so that the
 simulator's compiled programs for its batch sizes exist, as they do in a sweep's long-lived workers
 after their first task; each timed run then builds, traces and trains from scratch, as every task does.
@@ -32,19 +36,21 @@ BENCH_GENERATORS = {
 DEFAULT_SIZES = (1, 3, 5, 10)
 
 
-def _specs(generator: dict, critic_width: int, seeds, train: dict, base) -> list[dict]:
+def _specs(generator: dict, critic_width: int, seeds, train: dict, base, all_images: bool = False) -> list[dict]:
     from qgan_widgets.study.sweep import latent_dim_of
 
     d = latent_dim_of(generator)
+    evaluation = {**base.evaluation, **({"images_from_step": 0} if all_images else {})}
     return [{"generator": dict(generator), "critic": {"width": critic_width, "depth": 2}, "seed": s, "latent_dim": d,
-             "train": dict(train), "stability": dict(base.stability), "evaluation": dict(base.evaluation),
+             "train": dict(train), "stability": dict(base.stability), "evaluation": evaluation,
              "workspace": {**base.workspace, "latent_dim": d}, "trial_id": f"bench-{s}"} for s in seeds]
 
 
-def _row(name: str, generator: dict, critic_width: int, size: int, summaries: list[dict], wall: float) -> dict:
+def _row(name: str, generator: dict, critic_width: int, size: int, summaries: list[dict], wall: float,
+         all_images: bool = False) -> dict:
     n = len(summaries)
     per = {k: sum(float(s.get(k) or 0.0) for s in summaries) / n for k in ("first_step_s", "steps_s", "eval_s")}
-    return {"generator": name, "generator_kind": generator["kind"],
+    return {"generator": name, "generator_kind": generator["kind"], "images_at_every_evaluation": all_images,
             "num_qubits": generator.get("num_qubits"), "critic_width": critic_width, "ensemble_size": size,
             "trials": n, "wall_s": wall, "trials_per_hour": 3600.0 * n / wall,
             **per, "other_s": wall / n - sum(per.values()),
@@ -68,34 +74,44 @@ def run_throughput_bench(generators=("q4", "q8", "classical"), sizes=DEFAULT_SIZ
         say(f"{name}: preparing (workspace, compiled shapes)")
         for size in (1, *sizes):  # untimed: one step, one evaluation
             run_trials(_specs(gen, critic_width, range(1000, 1000 + size), {**train, "steps": 1, "eval_every": 1}, base))
-        t0 = time.perf_counter()
-        summaries = [run_trials(_specs(gen, critic_width, [s], train, base))[0] for s in range(solo_trials)]
-        rows.append(_row(name, gen, critic_width, 0, summaries, time.perf_counter() - t0))
-        say(_line(rows[-1]))
+        for all_images in (True, False):  # before: as sweeps ran until 0.2.0; after: image scores where judged
+            t0 = time.perf_counter()
+            summaries = [run_trials(_specs(gen, critic_width, [s], train, base, all_images))[0]
+                         for s in range(solo_trials)]
+            rows.append(_row(name, gen, critic_width, 0, summaries, time.perf_counter() - t0, all_images))
+            say(_line(rows[-1]))
         for size in sizes:
             t0 = time.perf_counter()
             summaries = run_trials(_specs(gen, critic_width, range(size), train, base))
             rows.append(_row(name, gen, critic_width, size, summaries, time.perf_counter() - t0))
             say(_line(rows[-1]))
     for row in rows:
-        solo = next(r for r in rows if r["generator"] == row["generator"] and r["ensemble_size"] == 0)
+        solo, before = (next(r for r in rows if r["generator"] == row["generator"] and r["ensemble_size"] == 0
+                             and r["images_at_every_evaluation"] is flag) for flag in (False, True))
         row["speedup"] = row["trials_per_hour"] / solo["trials_per_hour"]
+        row["speedup_vs_before"] = row["trials_per_hour"] / before["trials_per_hour"]
     return rows
 
 
+def _how(row: dict) -> str:
+    if row["images_at_every_evaluation"]:
+        return "one by one, images at every evaluation (before)"
+    return "one by one" if row["ensemble_size"] == 0 else f"ensemble S={row['ensemble_size']}"
+
+
 def _line(row: dict) -> str:
-    how = "one by one" if row["ensemble_size"] == 0 else f"ensemble S={row['ensemble_size']}"
+    how = _how(row)
     return (f"  {row['generator']:>9} {how:>16}: {row['trials_per_hour']:7.0f} trials/h  "
             f"(per trial: first step {row['first_step_s']:.2f} s, steps {row['steps_s']:.2f} s, "
             f"eval {row['eval_s']:.2f} s, other {row['other_s']:.2f} s)")
 
 
 def format_table(rows) -> str:
-    head = ["generator", "how", "trials/h", "x one-by-one", "first step s", "steps s", "eval s", "other s"]
+    head = ["generator", "how", "trials/h", "x one by one", "x before", "first step s", "steps s", "eval s", "other s"]
     lines = [head]
     for r in rows:
-        lines.append([r["generator"], "one by one" if r["ensemble_size"] == 0 else f"S={r['ensemble_size']}",
-                      f"{r['trials_per_hour']:.0f}", f"{r.get('speedup', float('nan')):.2f}",
+        lines.append([r["generator"], _how(r), f"{r['trials_per_hour']:.0f}", f"{r.get('speedup', float('nan')):.2f}",
+                      f"{r.get('speedup_vs_before', float('nan')):.2f}",
                       f"{r['first_step_s']:.2f}", f"{r['steps_s']:.2f}", f"{r['eval_s']:.2f}", f"{r['other_s']:.2f}"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]

@@ -84,7 +84,9 @@ def workspace_for(settings: Mapping):
 def run_trial(spec: Mapping) -> dict:
     """Train one trial through :func:`qgan_widgets.training.trainer.run_training`; return its summary dict.
 
-    Adds the data set's name and TensorFlow's thread count (``tf_threads``). A diverged run is a
+    Adds the data set's name and TensorFlow's thread count (``tf_threads``). Image scores are computed
+    only for the evaluations the record uses (:func:`first_judged_step`; ``evaluation.images_from_step``
+    in the sweep file overrides it, 0 scores images at every evaluation). A diverged run is a
     result (unstable), not a failure; other errors propagate so that Ray retries the trial.
     """
     return run_trials([spec])[0]
@@ -94,19 +96,22 @@ def run_trials(specs: list[Mapping]) -> list[dict]:
     """Train trials that differ only in seed: one alone through :func:`~qgan_widgets.training.run_training`,
     several as one ensemble (:func:`~qgan_widgets.training.run_ensemble`: one program, each member the
     run its seed gives alone); one summary per spec, in order (see :func:`run_trial`)."""
-    limit_threads(1)
-    from qgan_widgets import training
-    from qgan_widgets._tf import tf
-
     first = specs[0]
     for spec in specs[1:]:
         if ensemble_key(spec) != ensemble_key(first):
             raise ValueError(f"trials {first['trial_id']} and {spec['trial_id']} differ in more than their seed: "
                              f"they cannot train as one ensemble")
+    limit_threads(1)
+    from qgan_widgets import training
+    from qgan_widgets._tf import tf
+
     ws = workspace_for(first["workspace"])
     train = {**first["train"], "seed": first["seed"]}
-    options = dict(workspace=ws, evaluator_options=dict(first["evaluation"]),
-                   stability_options=dict(first["stability"]))
+    evaluation = dict(first["evaluation"])
+    if "images_from_step" not in evaluation:  # image scores only where the trial is judged
+        evaluation["images_from_step"] = first_judged_step(training.TrainConfig.from_dict(train),
+                                                           first["stability"].get("window"))
+    options = dict(workspace=ws, evaluator_options=evaluation, stability_options=dict(first["stability"]))
     if len(specs) == 1:
         summaries = [training.run_training(dict(first["generator"]), dict(first["critic"]), train, **options)]
     else:
@@ -116,6 +121,19 @@ def run_trials(specs: list[Mapping]) -> list[dict]:
         summary["dataset"] = getattr(getattr(ws, "dataset", None), "name", None)
         summary["tf_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
     return summaries
+
+
+def first_judged_step(train, window: int | None = None) -> int:
+    """The step of the first of the last ``window`` evaluations of a run (``window`` default: the
+    stability judge's): the evaluations whose image FD a trial's record uses (``final_fd``, stability).
+    Earlier evaluations need only the cheap latent FD."""
+    from qgan_widgets.scores.metrics import DEFAULT_WINDOW
+
+    window = DEFAULT_WINDOW if window is None else int(window)
+    steps = list(range(train.eval_every, train.steps + 1, train.eval_every))
+    if not steps or steps[-1] != train.steps:
+        steps.append(train.steps)
+    return steps[-window] if len(steps) >= window else 0
 
 
 def ensemble_key(spec: Mapping) -> str:

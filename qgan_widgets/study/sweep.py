@@ -109,7 +109,8 @@ VALUE_RULES = {  # the values of the sections passed on to other functions: chec
                   "max_abs_loss": {"minimum": 0, "open_min": True},
                   "max_fd": {"minimum": 0, "open_min": True, "optional": True}},
     "evaluation": {"n_samples": {"minimum": 2, "integer": True, "optional": True},
-                   "n_grid": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True}},
+                   "n_grid": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True},
+                   "images_from_step": {"minimum": 0, "integer": True}},
     "analysis": {"n_boot": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True},
                  "level": {"minimum": 0, "maximum": 1, "open_min": True, "open_max": True}},
 }

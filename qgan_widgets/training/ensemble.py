@@ -93,7 +93,8 @@ class EnsembleTrainer:
         self.messages = [""] * self.size
         self._streaks = [0] * self.size
         self.timings: dict = {}
-        self._train_step = tf.function(self._step_impl, autograph=False)
+        self.jit_compile = config.jit_compile is True
+        self._train_step = tf.function(self._step_impl, autograph=False, jit_compile=self.jit_compile or None)
 
     # ----------------------------------------------------------------------------- one step
     @staticmethod
