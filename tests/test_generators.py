@@ -426,3 +426,56 @@ def test_statevector_backend_gives_tfqs_outputs_and_gradients_through_the_genera
     for want, got in zip(step(tfq_gen, noise), step(sv_gen, noise)):
         want = want.numpy()  # float32 sums over 16 samples: compare relative to the largest entry
         np.testing.assert_allclose(got.numpy(), want, atol=3e-5 * max(1.0, np.abs(want).max()))
+
+
+# -- the original style-qGAN noise map (issue 15) -----------------------------------------------
+
+def _original_noise_index(n: int, layers: int, noise_dim: int) -> list[int]:
+    """Transcribed from the structure of the original implementation's parameter loop (Qibo's
+    ``StyleQGAN.set_params``): the counter advances after every gate but the first RZ of a block."""
+    out, noise = [], 0
+    for _ in range(layers):
+        for _q in range(n):
+            out.append(noise); noise = (noise + 1) % noise_dim   # RY
+            out.append(noise)                                     # RZ (no advance)
+            out.append(noise); noise = (noise + 1) % noise_dim   # RY
+            out.append(noise); noise = (noise + 1) % noise_dim   # RZ
+        for _e in range(n if n > 1 else 0):                       # the CRY ring: n gates
+            out.append(noise); noise = (noise + 1) % noise_dim
+    for _q in range(n):                                           # final RY
+        out.append(noise); noise = (noise + 1) % noise_dim
+    return out
+
+
+@pytest.mark.parametrize("n, layers, noise_dim", [(2, 1, 2), (3, 2, 3), (4, 2, 4), (4, 1, 3)])
+def test_the_style_qgan_noise_map_is_the_original_ones(n, layers, noise_dim):
+    from qgan_widgets.quantum.circuits import style_circuit
+
+    style = style_circuit(n, layers, "cry-ring", noise_dim, noise_map="style-qgan")
+    assert list(style.noise_index) == _original_noise_index(n, layers, noise_dim)
+    cyclic = style_circuit(n, layers, "cry-ring", noise_dim)
+    assert list(cyclic.noise_index) == [k % noise_dim for k in range(cyclic.num_gates)]
+    assert list(style.noise_index) != list(cyclic.noise_index)
+
+
+def test_backends_agree_with_cirq_under_the_style_qgan_noise_map():
+    n = 3
+    noise = G.sample_noise(4, n, 3)
+    common = dict(num_qubits=n, num_layers=2, entangler="cry-ring", seed=2, init_scale=1.5, noise_map="style-qgan")
+    gens = {b: G.QuantumGenerator(backend=b, **common) for b in ["tfq", "qsim"] + (["statevector"] if HAS_STATEVECTOR else [])}
+    # the reference: Cirq on the circuit with angles w_k * xi[j_k] + b_k, j_k from the transcription above
+    g = gens["tfq"]
+    j = _original_noise_index(n, 2, n)
+    sim = cirq.Simulator(dtype=np.complex128)
+    ref = []
+    for xi in noise:
+        angles = g.w.numpy().astype(np.float64) * xi.astype(np.float64)[j] + g.b.numpy().astype(np.float64)
+        ref.append(sim.simulate_expectation_values(g.style.resolve(angles), g.observables))
+    ref = np.real(np.asarray(ref))
+    for name, gen in gens.items():
+        np.testing.assert_allclose(gen(noise).numpy(), ref, atol=1e-5, err_msg=name)
+    cyclic = G.QuantumGenerator(**{**common, "noise_map": "cyclic"})
+    assert np.abs(cyclic(noise).numpy() - ref).max() > 1e-3  # the map matters
+    assert G.build_generator(**g.config()).style.noise_map == "style-qgan"  # the config keeps it
+    with pytest.raises(ValueError, match="noise_map must be one of cyclic, style-qgan"):
+        G.QuantumGenerator(2, 1, noise_map="qibo")

@@ -8,7 +8,8 @@ latent vectors ``(B, latent_dim)`` in [-1, 1], with ``noise_dim``, ``latent_dim`
 The quantum generator turns every noise sample ``xi`` (one row of the batch) into the angles of
 its own circuit::
 
-    theta[i, k] = w_k * xi[i, j_k] + b_k          (j_k = k mod noise_dim, see circuits.py)
+    theta[i, k] = w_k * xi[i, j_k] + b_k          (j_k = k mod noise_dim, or the original
+                                                   implementation's map: noise_map, see circuits.py)
 
 and hands the ``(B, num_gates)`` angle batch to a simulator backend of :mod:`qgan_widgets.quantum.backends`
 (``"statevector"``, the default; ``"tfq"``, the reference; ``"qsim"``, with shots; the "Simulator
@@ -101,7 +102,9 @@ class QuantumGenerator(keras.Model):
     ``2 * num_qubits`` (all <X_k>, then all <Z_k>). The trainable weights are ``w`` and ``b``, one
     each per parameterised gate (``count_parameters()`` = ``circuits.count_parameters``), drawn
     uniformly from ``[-init_scale, init_scale]`` with ``seed`` (same seed, same weights; for
-    ``"qsim"`` also the same measurement samples). Extra keyword arguments are options of the
+    ``"qsim"`` also the same measurement samples). ``noise_map`` picks each gate's noise component:
+    ``"cyclic"`` (``k mod noise_dim``) or ``"style-qgan"`` (the original implementation's; see
+    :mod:`qgan_widgets.quantum.circuits`). Extra keyword arguments are options of the
     backend (e.g. ``shots=1000`` or ``noise=0.01`` for ``"qsim"``).
     Taught in notebook ``03_style_quantum_generator``.
     """
@@ -119,9 +122,10 @@ class QuantumGenerator(keras.Model):
         seed: int | None = None,
         init_scale: float = 0.15,
         name: str | None = None,
+        noise_map: str = "cyclic",
         **backend_options: Any,
     ):
-        style = circuits.style_circuit(num_qubits, num_layers, entangler, noise_dim)
+        style = circuits.style_circuit(num_qubits, num_layers, entangler, noise_dim, noise_map)
         observables = circuits.readout_observables(style.qubits, readout)
         if seed is not None:
             seed = check_size("seed", seed, minimum=0)
@@ -137,7 +141,8 @@ class QuantumGenerator(keras.Model):
         object.__setattr__(self, "_settings", {
             "num_qubits": style.num_qubits, "num_layers": style.num_layers, "entangler": entangler,
             "readout": readout, "backend": backend, "noise_dim": style.noise_dim, "seed": seed,
-            "init_scale": init_scale, **backend_options,
+            "init_scale": init_scale, **({"noise_map": noise_map} if noise_map != "cyclic" else {}),
+            **backend_options,
         })
         object.__setattr__(self, "_memory_checked", set())
         self._check_memory(1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from qgan_widgets.quantum.circuits import (
     StyleCircuit, style_circuit, count_parameters, readout_observables, latent_dim_for, gate_table,
-    entangler_pairs, check_size, ENTANGLERS, READOUTS, to_text, to_svg, to_qasm, cry_to_cnots,
+    entangler_pairs, check_size, ENTANGLERS, READOUTS, NOISE_MAPS, to_text, to_svg, to_qasm, cry_to_cnots,
 )
 from qgan_widgets.quantum.statevector_plan import Plan, StateVectorError, compile_plan
 from qgan_widgets.quantum.statevector import (
@@ -27,7 +27,7 @@ from qgan_widgets.quantum.plateaus import decay_per_qubit, gradient_variance
 
 __all__ = [
     "StyleCircuit", "style_circuit", "count_parameters", "readout_observables", "latent_dim_for",
-    "gate_table", "entangler_pairs", "check_size", "ENTANGLERS", "READOUTS", "to_text", "to_svg",
+    "gate_table", "entangler_pairs", "check_size", "ENTANGLERS", "READOUTS", "NOISE_MAPS", "to_text", "to_svg",
     "to_qasm", "cry_to_cnots", "Plan", "StateVectorError", "compile_plan", "StateVectorBackend",
     "MemoryLimitError", "memory_bytes", "flops_per_step", "clear_caches", "BACKENDS", "TRAINABLE_BACKENDS",
     "DEFAULT_BACKEND", "make_backend", "TFQBackend", "QSimBackend", "GeneratorError",

@@ -5,10 +5,16 @@ layer's entangling gates; after the last layer one RY per qubit. Every parameter
 (controlled ones too) has its own sympy symbol ``theta_k`` whose value, for one noise sample
 ``xi``, is::
 
-    theta_k = w_k * xi[j_k] + b_k,      j_k = k mod noise_dim
+    theta_k = w_k * xi[j_k] + b_k,      j_k = k mod noise_dim     (noise_map="cyclic", the default)
 
 with a trainable weight ``w_k`` and bias ``b_k`` per gate: the noise enters every gate, as the
-"style" enters every layer of a style-based GAN. The circuit is built by small functions of
+"style" enters every layer of a style-based GAN. ``noise_map="style-qgan"`` uses the original
+implementation's assignment instead (Qibo's ``StyleQGAN.set_params``, the code of Bravo-Prieto et al.):
+a counter advances after every gate except the first RZ of each RY RZ RY RZ block, so that RZ and
+the RY after it share a noise component (block indices ``c, c+1, c+1, c+2``, then ``c += 3``);
+entanglers and the final RY advance it after each gate, all modulo ``noise_dim``. (That code also
+reuses its sample index as the entangler loop variable, so after the first layer every sample got
+the same noise; that is a bug, not a design, and is not copied.) The circuit is built by small functions of
 ``(qubits, symbols)``, as in TensorFlow Quantum's tutorials; every simulator backend compiles the
 same :class:`StyleCircuit`.
 """
@@ -23,6 +29,8 @@ import sympy
 
 ENTANGLERS = ("none", "cry-ring", "cry-pairs", "cz-ring")
 READOUTS = ("z", "xz")
+NOISE_MAPS = ("cyclic", "style-qgan")
+"""How gate k picks its noise component j_k (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class StyleCircuit:
     qubits: tuple[cirq.LineQubit, ...]
     circuit: cirq.Circuit
     gates: tuple[GateInfo, ...]
+    noise_map: str = "cyclic"
 
     @property
     def symbols(self) -> tuple[sympy.Symbol, ...]:
@@ -136,21 +145,34 @@ def final_layer(qubits: Sequence[cirq.Qid], symbols: Sequence[sympy.Symbol]) -> 
 
 
 def style_circuit(
-    num_qubits: int, num_layers: int, entangler: str = "cry-ring", noise_dim: int | None = None
+    num_qubits: int, num_layers: int, entangler: str = "cry-ring", noise_dim: int | None = None,
+    noise_map: str = "cyclic",
 ) -> StyleCircuit:
-    """Build the style-based generator circuit with one sympy symbol per parameterised gate."""
+    """Build the style-based generator circuit with one sympy symbol per parameterised gate.
+
+    ``noise_map``: which noise component each gate takes, ``"cyclic"`` or ``"style-qgan"`` (module docstring).
+    """
     n = check_size("num_qubits", num_qubits)
     layers = check_size("num_layers", num_layers)
     noise_dim = n if noise_dim is None else check_size("noise_dim", noise_dim)
+    if noise_map not in NOISE_MAPS:
+        raise ValueError(f"noise_map must be one of {', '.join(NOISE_MAPS)}; got {noise_map!r}")
     qubits = tuple(cirq.LineQubit.range(n))
     gates: list[GateInfo] = []
+    counter = [0]  # the original implementation's noise counter
 
-    def new_symbols(count: int, kinds: Sequence[str], wires: Sequence[tuple[int, ...]], layer: int):
+    def noise_of(k: int) -> int:
+        return (k if noise_map == "cyclic" else counter[0]) % noise_dim
+
+    def new_symbols(count: int, kinds: Sequence[str], wires: Sequence[tuple[int, ...]], layer: int,
+                    shared: Sequence[bool] = ()):
         out = []
-        for kind, wire in zip(kinds, wires):
+        for i, (kind, wire) in enumerate(zip(kinds, wires)):
             k = len(gates)
             sym = sympy.Symbol(f"theta_{k}")
-            gates.append(GateInfo(k, sym, kind, tuple(wire), layer, k % noise_dim))
+            gates.append(GateInfo(k, sym, kind, tuple(wire), layer, noise_of(k)))
+            if not (shared and shared[i]):  # the first RZ of a block does not advance the counter
+                counter[0] += 1
             out.append(sym)
         assert len(out) == count
         return out
@@ -159,14 +181,14 @@ def style_circuit(
     for layer in range(layers):
         kinds = ["ry", "rz", "ry", "rz"] * n
         wires = [(q,) for q in range(n) for _ in range(4)]
-        circuit += rotation_layer(qubits, new_symbols(4 * n, kinds, wires, layer))
+        circuit += rotation_layer(qubits, new_symbols(4 * n, kinds, wires, layer, [False, True, False, False] * n))
         pairs = entangler_pairs(entangler, n, layer)
         if entangler == "cz-ring":
             circuit += entangling_layer(qubits, pairs, None)
         elif pairs:
             circuit += entangling_layer(qubits, pairs, new_symbols(len(pairs), ["cry"] * len(pairs), pairs, layer))
     circuit += final_layer(qubits, new_symbols(n, ["ry"] * n, [(q,) for q in range(n)], layers))
-    return StyleCircuit(n, layers, entangler, noise_dim, qubits, circuit, tuple(gates))
+    return StyleCircuit(n, layers, entangler, noise_dim, qubits, circuit, tuple(gates), noise_map)
 
 
 def count_parameters(num_qubits: int, num_layers: int, entangler: str = "cry-ring") -> int:

@@ -36,7 +36,7 @@ SECTIONS = {  # section -> its keys and defaults (None = no default beyond "abse
     "workspace": {"source": None, "latent_dim": 4, "fast": None, "seed": 0, "vae_epochs": None, "n_train": None,
                   "n_test": None, "vae_options": None, "extractor_epochs": None},
     "quantum": {"qubits": [4], "layers": [1], "entangler": ["cry-ring"], "readout": "z",
-                "backend": "statevector", "noise_dim": None},
+                "backend": "statevector", "noise_dim": None, "noise_map": "cyclic"},
     "classical": {"hidden": [[8]], "noise_dim": None, "latent_dim": None},
     "critic": {"widths": [16], "depth": 2},
     "analysis": {"rule": "min_fd", "n_boot": 1000, "level": 0.95, "seed": 0},
@@ -139,7 +139,7 @@ class SweepConfig:
 
         name, description
         workspace:  source, latent_dim, fast, seed, vae_epochs        (pipeline.Workspace.prepare)
-        generators: quantum: {qubits, layers, entangler, readout, backend, noise_dim}
+        generators: quantum: {qubits, layers, entangler, readout, backend, noise_dim, noise_map}
                     classical: {hidden: [[w1, ...], ...], noise_dim, latent_dim}
         critic:     widths, depth
         seeds:      [0, 1, ...]
@@ -200,6 +200,10 @@ class SweepConfig:
             q["entangler"] = q["entangler"] if isinstance(q["entangler"], list) else [q["entangler"]]
             if q["noise_dim"] is not None:
                 q["noise_dim"] = _ints(w, "generators.quantum.noise_dim", q["noise_dim"])[0]
+            from qgan_widgets.quantum.circuits import NOISE_MAPS
+
+            if q["noise_map"] not in NOISE_MAPS:
+                _fail(w, "generators.quantum.noise_map", f"expected one of {', '.join(NOISE_MAPS)}, got {q['noise_map']!r}")
             self.generators["quantum"] = q
         if gens.get("classical") is not None:
             c = _section(w, "classical", gens["classical"], "generators.")
@@ -268,6 +272,8 @@ class SweepConfig:
                        "readout": q["readout"], "backend": q["backend"]}
                 if q["noise_dim"] is not None:
                     cfg["noise_dim"] = q["noise_dim"]
+                if q["noise_map"] != "cyclic":  # absent by default: trial ids of earlier versions stay
+                    cfg["noise_map"] = q["noise_map"]
                 out.append(cfg)
         c = self.generators.get("classical")
         if c:
@@ -347,11 +353,12 @@ def latent_dim_of(gen: Mapping) -> int:
 
 
 def generator_label(gen: Mapping) -> str:
-    """Short readable name: ``q4x2-cry-ring``, or ``c8-8-d4`` (hidden widths, ``-z6`` when the noise size
+    """Short readable name: ``q4x2-cry-ring`` (``-sq``: the original style-qGAN noise map), or ``c8-8-d4`` (hidden widths, ``-z6`` when the noise size
     differs from the latent size, latent size)."""
     if gen["kind"] == "quantum":
         label = f"q{gen['num_qubits']}x{gen['num_layers']}-{gen['entangler']}"
-        return label + (f"-{gen['readout']}" if gen.get("readout", "z") != "z" else "")
+        label += f"-{gen['readout']}" if gen.get("readout", "z") != "z" else ""
+        return label + ("-sq" if gen.get("noise_map", "cyclic") == "style-qgan" else "")
     label = "c" + "-".join(map(str, gen["hidden"]))
     if gen["noise_dim"] != gen["latent_dim"]:
         label += f"-z{gen['noise_dim']}"
