@@ -218,9 +218,11 @@ def test_report_says_when_there_are_too_few_points(tmp_path):
     df.to_csv(tmp_path / "trials.csv", index=False)
     fits = analyze(tmp_path, n_boot=50)["fits"]
     text = " ".join(fits["quantum"]["verdict"])
-    assert "Only 2 quantum generator capacities" in text and "q3 (no stable trial)" in text
-    assert "tentative" in text or "no evidence" in text
-    assert "edge of the critic grid" in text
+    # both optima sit at the grid's edge (w4 is the smallest critic, w8 the largest): censored, not fitted
+    assert "2 quantum optima are censored" in text and "q3 (no stable trial)" in text
+    assert "edge of the critic grid" in text and "Only 0 quantum generator capacities have an uncensored optimum" in text
+    assert fits["quantum"]["verdict"][-1].startswith("Bottom line: too few uncensored optima")
+    assert [p["generator_label"] for p in fits["quantum"]["censored"]] == ["q1", "q2"] and fits["quantum"]["b"] is None
     assert fits["classical"]["verdict"] == ["No classical generator was in the sweep."]
 
 
@@ -260,3 +262,80 @@ def test_scaling_re_exports_the_optimum_and_fits():
     for name in ("OptimalityRule", "ScalingError", "optimal_critic", "fit_exponential", "fit_power", "compare_fits",
                  "bootstrap_b", "Fit"):
         assert getattr(scaling, name) is getattr(optimum, name), name
+
+
+# ------------------------------------------------------------------ issue 15: 1-SE rule, censoring, Box-Cox
+
+
+def test_the_one_se_rule_counts_unstable_seeds_and_takes_the_smallest_critic_within_one_se():
+    df = table(
+        trial(width=8, cp=121, seed=0, fd=2.0), trial(width=8, cp=121, seed=1, fd=2.4),    # mean 2.2
+        trial(width=16, cp=369, seed=0, fd=1.9), trial(width=16, cp=369, seed=1, fd=2.1),  # mean 2.0, se 0.1
+        trial(width=32, cp=1249, seed=0, fd=1.0), trial(width=32, cp=1249, seed=1, fd=5.0, stable=False),
+    )
+    # min_fd over stable seeds only: w32's one stable seed (1.0) wins, its unstable seed is dropped
+    assert optimal_critic(df, {"name": "min_fd", "min_stable_fraction": 0.5}).iloc[0].critic_width == 32
+    # one_se: w32's unstable seed counts (mean 3.0); best mean w16 (2.0, se 0.1); w8 (2.2) is not within
+    row = optimal_critic(df, {"name": "one_se", "min_stable_fraction": 0.5}).iloc[0]
+    assert row.critic_width == 16 and row.fd_mean == pytest.approx(2.0)
+    wide = df.copy()
+    wide.loc[wide.critic_width == 16, "final_fd"] = [1.5, 2.5]  # mean 2.0, se 0.5: w8 (2.2) is within
+    row = optimal_critic(wide, {"name": "one_se", "min_stable_fraction": 0.5}).iloc[0]
+    assert row.critic_width == 8 and "within one standard error" in row.note
+    assert "one standard error" in OptimalityRule(name="one_se").describe()
+
+
+def planted(law: str, noise=0.25, n_seeds=8, seed=0, cgs=tuple(np.geomspace(40, 800, 6).round())):
+    """A sweep over a decade of C_G whose optimum follows ``law`` (plus seed noise) on a fine critic grid."""
+    rng = np.random.default_rng(seed)
+    cps = np.unique(np.round(np.geomspace(5, 50000, 70)).astype(int))
+    rows = []
+    for cg in cgs:
+        for s in range(n_seeds):
+            best = (3.5 + 0.0045 * cg if law == "exponential" else 0.5 + 1.0 * np.log(cg)) + rng.normal(0, noise)
+            for w, cp in enumerate(cps):
+                rows.append(trial("quantum", f"q{int(cg)}", int(cg), w + 1, cp, s, fd=(np.log(cp) - best) ** 2 + 0.1))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("law, truth, other", [("exponential", 1.0, 0.0), ("power", 0.0, 1.0)])
+def test_the_box_cox_fit_recovers_a_planted_law(tmp_path, law, truth, other):
+    planted(law).to_csv(tmp_path / "trials.csv", index=False)
+    fit = analyze(tmp_path, n_boot=200, plot=False)["fits"]["quantum"]
+    bc = fit["box_cox"]
+    lo, hi = bc["ci_lambda"]
+    assert lo <= truth <= hi and not lo <= other <= hi, (law, bc["lambda"], lo, hi)
+    assert abs(bc["lambda"] - truth) <= 0.5 and not fit["censored"]
+    text = " ".join(fit["verdict"])
+    assert ("includes 1 (exponential) and excludes 0" if law == "exponential" else "includes 0 (power law) and excludes 1") in text
+    assert "Box-Cox exponent favours the " + law in fit["verdict"][-1]
+
+
+def test_a_short_capacity_range_cannot_tell_and_says_what_would():
+    df = planted("exponential", cgs=(48.0, 88.0, 128.0), noise=0.4, n_seeds=3)
+    fit = scaling.fit_kind(df, "quantum", n_boot=200)
+    lo, hi = fit["box_cox"]["ci_lambda"]
+    assert lo <= 0 and hi >= 1
+    assert "cannot tell them apart" in " ".join(fit["verdict"]) and "What would tell" in fit["verdict"][-1]
+
+
+def test_optima_beyond_the_critic_grid_are_censored_and_left_out_of_the_fit():
+    df = planted("exponential")
+    df = df[df["critic_params"] <= 200]  # the optima of the two largest generators (~240, ~1200) lie beyond the grid
+    fit = scaling.fit_kind(df, "quantum", n_boot=100)
+    largest_two = [f"q{int(c)}" for c in sorted(df["generator_params"].unique())[-2:]]
+    assert [p["generator_label"] for p in fit["censored"]] == largest_two
+    assert all(p["at_edge"] == "largest" for p in fit["censored"]) and fit["n_points"] == 4
+    assert "2 quantum optima are censored" in " ".join(fit["verdict"])
+    assert fit["ci_b"][0] > 0  # the uncensored optima still show the growth
+
+
+def test_fit_box_cox_exact_points_and_two_points():
+    cg = np.geomspace(40, 800, 6)
+    exact = optimum.fit_box_cox(cg, np.exp(3 + 0.004 * cg))
+    assert exact["lambda"] == 1.0 and exact["lambda_ci_profile"] == [1.0, 1.0]
+    assert exact["b"] / exact["x0"] == pytest.approx(0.004)  # b / x0: the slope in C_G at x0 (lambda = 1)
+    power = optimum.fit_box_cox(cg, np.exp(1 + 1.2 * np.log(cg)))
+    assert power["lambda"] == 0.0 and power["b"] == pytest.approx(1.2)
+    two = optimum.fit_box_cox([40, 80], [100, 300])
+    assert two["lambda_ci_profile"] == two["lambda_range"]

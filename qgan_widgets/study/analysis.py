@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qgan_widgets.training.rundir import atomic_write_text
-from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_exponential, fit_power, jsonable, optimal_critic
+from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_box_cox, fit_exponential, fit_power, jsonable, optimal_critic
 
 # --------------------------------------------------------------------------------------------
 # One kind's analysis, the verdict, the plot
@@ -32,12 +32,21 @@ def fit_kind(
     trials: pd.DataFrame, kind: str, rule=None, optimum: pd.DataFrame | None = None,
     n_boot: int = 1000, level: float = 0.95, seed: int = 0,
 ) -> dict:
-    """Fits, bootstrap CI and a plain-words verdict for one generator kind (the ``fit.json`` entry)."""
+    """Fits, bootstrap CIs and a plain-words verdict for one generator kind (the ``fit.json`` entry).
+
+    Optima at the smallest or largest critic of the grid are **censored** (the true optimum may lie
+    beyond the widths tried): they are listed (``censored``) and left out of every fit, and the
+    bootstrap leaves out each resample's censored optima. Beside the exponential and power-law lines,
+    the Box-Cox family (:func:`~qgan_widgets.study.optimum.fit_box_cox`, lam = 1 exponential, lam -> 0
+    power law) gives lam with a profile interval and a bootstrap interval over seeds.
+    """
     rule = OptimalityRule.from_value(rule)
     if optimum is None:
         optimum = optimal_critic(trials, rule)
     opt = optimum[optimum["generator_kind"] == kind]
-    have = opt[np.isfinite(opt["critic_params"].astype(float))]
+    found = opt[np.isfinite(opt["critic_params"].astype(float))]
+    censored = found["at_edge"].astype(str) != ""
+    have = found[~censored]
     result: dict[str, Any] = {
         "n_generators": int(len(opt)),
         "n_points": int(len(have)),
@@ -46,6 +55,11 @@ def fit_kind(
             {"generator_label": r.generator_label, "C_G": int(r.generator_params), "C_D*": int(r.critic_params),
              "status": r.status, "at_edge": r.at_edge, "n_rivals": int(r.n_rivals)}
             for r in have.itertuples()
+        ],
+        "censored": [
+            {"generator_label": r.generator_label, "C_G": int(r.generator_params), "C_D*": int(r.critic_params),
+             "at_edge": r.at_edge}
+            for r in found[censored].itertuples()
         ],
         "no_optimum": [
             {"generator_label": r.generator_label, "C_G": int(r.generator_params), "status": r.status, "note": r.note}
@@ -61,9 +75,14 @@ def fit_kind(
         result["power"] = pow_fit.to_dict()
         preferred, d_aic = compare_fits(exp_fit, pow_fit)
         result["preferred"], result["delta_aic_power_minus_exp"] = preferred, jsonable(d_aic)
-        boot = bootstrap_b(trials, kind, rule, n_boot=n_boot, level=level, seed=seed)
+        boot = bootstrap_b(trials, kind, rule, n_boot=n_boot, level=level, seed=seed, censor=True, box_cox=True)
         result["ci_b"] = boot["ci_b"]
-        result["bootstrap"] = {k: boot[k] for k in ("level", "n_boot", "n_valid", "n_seeds")}
+        result["bootstrap"] = {k: boot[k] for k in ("level", "n_boot", "n_valid", "n_seeds", "n_valid_box_cox")}
+        if result["n_distinct_cg"] >= 3:  # through 2 points every lambda fits exactly
+            bc = fit_box_cox(cg, cd, x0=boot.get("x0"), level=level)
+            bc.update(ci_lambda=boot.get("ci_lambda"), ci_b=boot.get("ci_b_box_cox"),
+                      formula="ln C_D* = a + b * ((C_G / x0)^lambda - 1) / lambda")
+            result["box_cox"] = bc
     result["verdict"] = verdict(kind, result, exp_fit, pow_fit)
     return result
 
@@ -77,12 +96,19 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
     if result["no_optimum"]:
         labels = ", ".join(f"{p['generator_label']} ({p['status']})" for p in result["no_optimum"])
         out.append(f"{len(result['no_optimum'])} of {n_gen} {kind} generators have no optimal critic: {labels}.")
+    censored = result.get("censored") or []
+    if censored:
+        where = ", ".join(f"{p['generator_label']} (C_D* {p['C_D*']}, {p['at_edge']} critic)" for p in censored)
+        out.append(f"{len(censored)} {kind} optim{'um is' if len(censored) == 1 else 'a are'} censored: at the edge of "
+                   f"the critic grid ({where}), where the true optimum may lie beyond the widths tried; "
+                   "left out of the fits (widen the critic grid past them to use them).")
     if n < 3:
-        out.append(f"Only {n} {kind} generator capacit{'y has' if n == 1 else 'ies have'} an optimum: "
+        out.append(f"Only {n} {kind} generator capacit{'y has' if n == 1 else 'ies have'} an uncensored optimum: "
                    + ("no trend can be estimated." if n < 2 else "any line passes through 2 points, so R^2 = 1 "
                       "means nothing and the exponential and power law cannot be told apart."))
     if n < 2:
-        return out + ["Bottom line: too few optima to test the scaling claim."]
+        return out + ["Bottom line: too few uncensored optima to test the scaling claim; the data cannot tell. "
+                      "What would: optima inside the critic grid (widen it), for more generator capacities."]
     b, ci = exp_fit.b, result.get("ci_b")
     boot = result.get("bootstrap", {})
     level = f"{boot.get('level', 0.95):.0%}"
@@ -118,12 +144,35 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
         else:
             out.append(f"The {preferred} law fits better: R^2 exponential {r2e} vs power law {r2p}, "
                        f"AIC(power) - AIC(exponential) = {d:+.2f}.")
-    edges = [p for p in result["points"] if p["at_edge"]]
-    if edges:
-        doubts.append("optima at the edge of the critic grid")
-        where = ", ".join(f"{p['generator_label']} ({p['at_edge']})" for p in edges)
-        out.append(f"{len(edges)} of {n} optima sit at the edge of the critic grid ({where}): the true optimum may "
-                   "lie outside the widths tried; widen the grid.")
+    if censored:
+        doubts.append("censored optima left out")
+    bc = result.get("box_cox") or {}
+    family_tells = None
+    if bc and n >= 3:
+        ci_l = bc.get("ci_lambda")
+        prof = bc.get("lambda_ci_profile")
+        lo, hi = (ci_l or prof or [None, None])
+        span = f"[{lo:g}, {hi:g}]" if lo is not None else "n/a"
+        searched = bc.get("lambda_range", [-1, 2])
+        if lo is None:
+            family_tells = None
+        elif lo <= 0 <= hi and lo <= 1 <= hi:
+            family_tells = "neither"
+        elif lo <= 1 <= hi:
+            family_tells = "exponential"
+        elif lo <= 0 <= hi:
+            family_tells = "power"
+        else:
+            family_tells = "other"
+        meaning = {"neither": "it includes both 1 (exponential) and 0 (power law): the data cannot tell them apart",
+                   "exponential": "it includes 1 (exponential) and excludes 0 (power law)",
+                   "power": "it includes 0 (power law) and excludes 1 (exponential)",
+                   "other": "it excludes both 1 (exponential) and 0 (power law)"}.get(family_tells, "")
+        edge = (f" (the interval reaches the searched range [{searched[0]:g}, {searched[1]:g}]: the data bound "
+                "lambda no further)") if lo is not None and (lo <= searched[0] or hi >= searched[1]) else ""
+        which = f"{level} bootstrap" if ci_l else "profile-likelihood"
+        out.append(f"Box-Cox family ln C_D* = a + b((C_G/x0)^lambda - 1)/lambda: lambda = {bc['lambda']:g}, {which} "
+                   f"interval {span}{edge}; {meaning}.")
     unresolved = [p for p in result["points"] if p.get("n_rivals")]
     if unresolved:
         doubts.append("critics the seeds cannot separate")
@@ -140,10 +189,18 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
         bottom = "no evidence that the optimal critic size changes with the generator size."
     else:
         trend = "C_D* grows with C_G" if b > 0 else "C_D* shrinks as C_G grows (against the paper's claim)"
-        law = {"exponential": ", better described by an exponential than a power law",
-               "power": ", better described by a power law than an exponential"}.get(preferred, "")
+        if family_tells in ("exponential", "power"):
+            law = f", and the Box-Cox exponent favours the {'exponential' if family_tells == 'exponential' else 'power'} law"
+        elif family_tells == "neither":
+            law = ", but the data cannot tell an exponential from a power law"
+        else:
+            law = {"exponential": ", better described by an exponential than a power law",
+                   "power": ", better described by a power law than an exponential"}.get(preferred, "")
         bottom = trend + law
         bottom += f"; tentative: {', '.join(doubts)}." if doubts else "."
+    if family_tells in (None, "neither") and n >= 2:
+        bottom += (" What would tell: generator capacities over a wider range (a decade or more), optima inside the "
+                   "critic grid, more seeds.")
     return out + [f"Bottom line: {bottom}"]
 
 
@@ -309,17 +366,23 @@ def render_report(trials: pd.DataFrame, optimum: pd.DataFrame, fits: Mapping, ru
     cols = ["generator_kind", "generator_label", "generator_params", "critic_width", "critic_params",
             "fd_mean", "fd_std", "n_stable", "n_seeds", "status", "at_edge", "note"]
     lines += [markdown_table(optimum, cols) if len(optimum) else "(no trials)", ""]
-    lines += ["## Fits", "", "ln C_D* = a + b C_G (exponential) and ln C_D* = a + b ln C_G (power law).", ""]
+    lines += ["## Fits", "", "ln C_D* = a + b C_G (exponential), ln C_D* = a + b ln C_G (power law) and the Box-Cox "
+              "family ln C_D* = a + b((C_G/x0)^lambda - 1)/lambda between them (lambda = 1 exponential, 0 power law), "
+              "on the uncensored optima (optima at the edge of the critic grid are censored and left out).", ""]
     rows = []
     for kind in KINDS:
         f = fits.get(kind, {})
         p = f.get("power") or {}
+        bc = f.get("box_cox") or {}
         ci = f.get("ci_b")
+        ci_l = bc.get("ci_lambda")
         rows.append({
-            "kind": kind, "points": f.get("n_points", 0), "a": _fmt(f.get("a")), "b": _fmt(f.get("b")),
+            "kind": kind, "points": f.get("n_points", 0), "censored": len(f.get("censored") or []),
+            "a": _fmt(f.get("a")), "b": _fmt(f.get("b")),
             "CI b": "n/a" if not ci else f"[{ci[0]:.3g}, {ci[1]:.3g}]",
             "R² exp": _fmt(f.get("r2")), "R² power": _fmt(p.get("r2")), "b power": _fmt(p.get("b")),
-            "preferred": f.get("preferred", "n/a"),
+            "lambda": _fmt(bc.get("lambda")), "CI lambda": "n/a" if not ci_l else f"[{ci_l[0]:.3g}, {ci_l[1]:.3g}]",
+            "preferred (AIC)": f.get("preferred", "n/a"),
         })
     lines += [markdown_table(pd.DataFrame(rows)), ""]
     lines += ["## What the data support", ""]

@@ -11,11 +11,13 @@ to ``trials.csv``):
   optima at the edge of the critic grid and generators without a stable trial are kept and flagged;
 * :func:`fit_exponential` (``ln C_D* = a + b C_G``) and :func:`fit_power` (``ln C_D* = a + b ln C_G``)
   with R^2 and AIC, so the two descriptions can be compared on the same response;
-* :func:`bootstrap_b`: a confidence interval for ``b`` from resampling seeds (the optimum and the
-  fit are recomputed on every resample).
+* :func:`fit_box_cox`: the family ``ln C_D* = a + b ((C_G/x0)^lam - 1)/lam`` between them (lam = 1
+  exponential, lam -> 0 power law), with a profile-likelihood interval for lam;
+* :func:`bootstrap_b`: confidence intervals for ``b`` (and lam) from resampling seeds (the optimum and
+  the fit are recomputed on every resample; optima at the edge of the critic grid can be censored).
 
 :mod:`qgan_widgets.study.analysis` turns these into a sweep's ``fit.json``, figure and report.
-NumPy and pandas only: no TensorFlow, no Ray.
+NumPy, pandas and SciPy only: no TensorFlow, no Ray.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 KINDS = ("quantum", "classical")
-RULES = ("min_fd", "smallest_within")
+RULES = ("min_fd", "smallest_within", "one_se")
 
 
 class ScalingError(ValueError):
@@ -50,6 +52,11 @@ class OptimalityRule:
       are a tie, broken towards the smallest critic and reported as ``status="tie"``.
     * ``"smallest_within"``: the smallest critic whose mean FD is within ``tolerance`` (relative,
       e.g. 0.05 = 5 %) of the best: the cheapest critic that is as good as the best.
+    * ``"one_se"`` (the one-standard-error rule of model selection): the mean is over *every*
+      finished seed, stable or not (an unstable seed counts against its critic; a seed without a
+      finite score makes its critic's mean infinite), and the optimum is the smallest critic whose
+      mean lies within one standard error (over seeds) of the lowest mean: robust to seed noise
+      that is larger than the gaps between critics.
 
     A generator with no qualifying cell gets ``status="no stable trial"`` (or ``"no finished
     trial"``) and no ``C_D*``; it is listed in the report, never silently dropped.
@@ -101,6 +108,9 @@ class OptimalityRule:
         )
         if self.name == "min_fd":
             pick = f"the critic with the lowest mean {self.fd_column} (ties within {self.tie_rtol:g} relative -> smallest critic)"
+        elif self.name == "one_se":
+            return (f"among critics with {stable}, the smallest critic whose mean {self.fd_column} over all its "
+                    f"finished seeds (unstable ones included) is within one standard error of the lowest mean")
         else:
             pick = f"the smallest critic whose mean {self.fd_column} is within {self.tolerance:.0%} of the lowest"
         return f"among critics with {stable}, {pick}; the mean is over stable seeds"
@@ -168,24 +178,40 @@ def _truthy(value) -> bool:
     return bool(value) and not (isinstance(value, float) and math.isnan(value))
 
 
-def _cell_stats(grid: _Grid, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per cell: finished count, stable count, mean FD over stable seeds, qualifies (weights = seed counts)."""
+def _cell_stats(grid: _Grid, weights: np.ndarray, rule: "OptimalityRule | None" = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: finished count, stable count, mean FD, its standard error (weights = seed counts).
+
+    The mean is over stable seeds, or over every finished seed for the ``one_se`` rule (a finished
+    seed without a finite FD then makes the mean infinite); the standard error is that of the same
+    seeds (NaN below two)."""
     w = weights[None, :]
     n_fin = (grid.finished * w).sum(axis=1)
     n_st = (grid.stable * w).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fd_mean = np.where(grid.stable, grid.fd, 0.0) @ weights / n_st
-    return n_fin, n_st, fd_mean, n_st > 0
+    use = grid.finished if rule is not None and rule.name == "one_se" else grid.stable
+    values = np.where(use, np.where(np.isfinite(grid.fd), grid.fd, np.inf), 0.0)
+    n_use = (use * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        fd_mean = (values * w).sum(axis=1) / n_use
+        dev = np.where(use, values - fd_mean[:, None], 0.0)
+        var = (dev**2 * w).sum(axis=1) / (n_use - 1)
+        se = np.where(n_use > 1, np.sqrt(var / n_use), np.nan)
+    return n_fin, n_st, fd_mean, se
 
 
-def _choose(params: np.ndarray, fd_mean: np.ndarray, ok: np.ndarray, rule: OptimalityRule):
+def _choose(params: np.ndarray, fd_mean: np.ndarray, ok: np.ndarray, rule: OptimalityRule, se=None):
     """Index (into the given arrays) of the optimal critic and the indices it tied with / was within."""
-    cand = np.flatnonzero(ok)
+    cand = np.flatnonzero(ok & np.isfinite(fd_mean))
     if cand.size == 0:
         return None, cand
-    best = fd_mean[cand].min()
-    slack = rule.tie_rtol if rule.name == "min_fd" else rule.tolerance
-    close = cand[fd_mean[cand] <= best + abs(best) * slack + 1e-12]
+    best_i = cand[np.argmin(fd_mean[cand])]
+    best = fd_mean[best_i]
+    if rule.name == "one_se":
+        margin = se[best_i] if se is not None and np.isfinite(se[best_i]) else 0.0
+        close = cand[fd_mean[cand] <= best + margin + 1e-12]
+    else:
+        slack = rule.tie_rtol if rule.name == "min_fd" else rule.tolerance
+        close = cand[fd_mean[cand] <= best + abs(best) * slack + 1e-12]
     return close[np.argmin(params[close])], close
 
 
@@ -195,16 +221,20 @@ def _qualifies(grid: _Grid, n_fin: np.ndarray, n_st: np.ndarray, rule: Optimalit
     return (n_st > 0) & (frac >= rule.min_stable_fraction - 1e-12)
 
 
-def _optimum_params(grid: _Grid, weights: np.ndarray, rule: OptimalityRule) -> np.ndarray:
-    """C_D* per generator (NaN where none qualifies) for one weighting of the seeds."""
-    n_fin, n_st, fd_mean, _ = _cell_stats(grid, weights)
+def _optimum_params(grid: _Grid, weights: np.ndarray, rule: OptimalityRule, censor: bool = False) -> np.ndarray:
+    """C_D* per generator (NaN where none qualifies, and with ``censor`` where the optimum is the
+    smallest or largest critic of the grid: censored) for one weighting of the seeds."""
+    n_fin, n_st, fd_mean, se = _cell_stats(grid, weights, rule)
     ok = _qualifies(grid, n_fin, n_st, rule)
     params = grid.cells["critic_params"].to_numpy(dtype=float)
     out = np.full(len(grid.gens), np.nan)
     for g, idx in enumerate(grid.gen_cells):
-        pick, _ = _choose(params[idx], fd_mean[idx], ok[idx], rule)
+        pick, _ = _choose(params[idx], fd_mean[idx], ok[idx], rule, se[idx])
         if pick is not None:
-            out[g] = params[idx][pick]
+            value = params[idx][pick]
+            if censor and idx.size > 1 and value in (params[idx].min(), params[idx].max()):
+                continue
+            out[g] = value
     return out
 
 
@@ -223,7 +253,7 @@ def optimal_critic(trials: pd.DataFrame, rule: "OptimalityRule | str | Mapping |
     """
     rule = OptimalityRule.from_value(rule)
     grid = _grid(trials, rule)
-    n_fin, n_st, fd_mean, _ = _cell_stats(grid, np.ones(len(grid.seeds)))
+    n_fin, n_st, fd_mean, se_all = _cell_stats(grid, np.ones(len(grid.seeds)), rule)
     ok = _qualifies(grid, n_fin, n_st, rule)
     params = grid.cells["critic_params"].to_numpy(dtype=float)
     rows = []
@@ -231,7 +261,7 @@ def optimal_critic(trials: pd.DataFrame, rule: "OptimalityRule | str | Mapping |
         gen = grid.gens.iloc[g]
         row = {k: gen[k] for k in GEN_KEYS}
         row.update(n_critics=int(idx.size), n_qualifying=int(ok[idx].sum()))
-        pick, close = _choose(params[idx], fd_mean[idx], ok[idx], rule)
+        pick, close = _choose(params[idx], fd_mean[idx], ok[idx], rule, se_all[idx])
         if pick is None:
             any_finished = bool(grid.finished[idx].any())
             status = "no stable trial" if any_finished else "no finished trial"
@@ -244,11 +274,14 @@ def optimal_critic(trials: pd.DataFrame, rule: "OptimalityRule | str | Mapping |
             continue
         c = idx[pick]
         cell = grid.cells.iloc[c]
-        stable_fds = grid.fd[c][grid.stable[c]]
+        stable_fds = grid.fd[c][grid.finished[c] if rule.name == "one_se" else grid.stable[c]]
         widths = grid.cells.iloc[idx[close]]["critic_width"].tolist()
         if rule.name == "min_fd":
             status = "tie" if close.size > 1 else "ok"
             note = f"tied critic widths {widths}; smallest chosen" if close.size > 1 else ""
+        elif rule.name == "one_se":
+            status = "ok"
+            note = f"critic widths within one standard error of the lowest mean: {widths}" if close.size > 1 else ""
         else:
             status = "ok"
             note = f"critic widths within {rule.tolerance:.0%} of the best FD: {widths}"
@@ -383,6 +416,57 @@ def compare_fits(exponential: Fit, power: Fit, threshold: float = 2.0) -> tuple[
     return ("exponential" if d > 0 else "power"), d
 
 
+LAMBDAS = tuple(float(v) for v in np.round(np.linspace(-1.0, 2.0, 61), 3))
+"""The Box-Cox exponents searched by :func:`fit_box_cox` (-1 to 2 in steps of 0.05)."""
+
+
+def box_cox_x(cg, lam: float, x0: float) -> np.ndarray:
+    """``((C_G / x0)^lam - 1) / lam`` (``ln(C_G / x0)`` at lam = 0): the family's transformed capacity."""
+    z = np.asarray(cg, dtype=float) / float(x0)
+    return np.log(z) if abs(lam) < 1e-9 else (z**lam - 1.0) / lam
+
+
+def fit_box_cox(cg, cd, lambdas=LAMBDAS, x0: float | None = None, level: float = 0.95) -> dict:
+    """Fit the family ``ln C_D* = a + b ((C_G/x0)^lam - 1) / lam`` by least squares, profiling ``lam``.
+
+    ``lam = 1`` is the exponential law (a straight line in C_G), ``lam -> 0`` the power law (a line in
+    ln C_G); the family moves continuously between them, so the data's preference is one number with
+    a confidence interval instead of an AIC comparison of two fixed models. ``x0`` (default: the
+    geometric mean of the capacities) makes ``b`` the same quantity for every ``lam``: ``b / x0`` is the
+    slope of ln C_D* in C_G at C_G = x0. Returns ``lambda``, ``a``, ``b``, ``x0``, ``rss``, ``n`` and
+    ``lambda_ci_profile`` (the lams whose residuals are within the chi-square(1) profile-likelihood
+    bound at ``level``; the whole searched range with fewer than 3 capacities, where every lam fits
+    exactly), and ``at_range_edge`` when the best lam is the first or last searched.
+    """
+    x, y = _as_points(cg, cd)
+    ly = np.log(y)
+    x0 = float(np.exp(np.mean(np.log(x)))) if x0 is None else float(x0)
+    lams = np.asarray(lambdas, dtype=float)
+    fits = []
+    for lam in lams:
+        t = box_cox_x(x, lam, x0)
+        tm = t.mean()
+        sxx = float(((t - tm) ** 2).sum())
+        b = float(((t - tm) * (ly - ly.mean())).sum() / sxx)
+        a = float(ly.mean() - b * tm)
+        fits.append((float(((ly - a - b * t) ** 2).sum()), a, b))
+    rss = np.array([f[0] for f in fits])
+    i = int(np.argmin(rss))
+    n_distinct = np.unique(x).size
+    if n_distinct < 3:  # any lam puts a line through 2 capacities
+        inside = np.ones(lams.size, dtype=bool)
+    else:
+        from scipy.stats import chi2
+
+        floor = 1e-24 * max(1.0, float(((ly - ly.mean()) ** 2).sum()))  # an exact fit: only its lam(s)
+        inside = x.size * np.log(np.maximum(rss, floor) / max(rss[i], floor)) <= chi2.ppf(level, 1)
+    return {"lambda": float(lams[i]), "a": fits[i][1], "b": fits[i][2], "x0": x0, "rss": float(rss[i]),
+            "n": int(x.size), "n_distinct_cg": int(n_distinct),
+            "lambda_ci_profile": [float(lams[inside].min()), float(lams[inside].max())],
+            "lambda_range": [float(lams.min()), float(lams.max())],
+            "at_range_edge": bool(i in (0, lams.size - 1))}
+
+
 def bootstrap_b(
     trials: pd.DataFrame,
     kind: str,
@@ -391,13 +475,19 @@ def bootstrap_b(
     level: float = 0.95,
     seed: int = 0,
     model: str = "exponential",
+    censor: bool = False,
+    box_cox: bool = False,
 ) -> dict:
     """Percentile bootstrap CI for the slope ``b`` of one generator kind, resampling seeds.
 
     Each resample draws the sweep's seeds with replacement (the same draw for every cell, since
     seeds are shared across the grid), recomputes every generator's optimum under ``rule`` and refits.
-    Resamples leaving fewer than 2 distinct generator capacities with an optimum are skipped and
-    counted. Returns ``{"ci_b": [lo, hi] or None, "level", "n_boot", "n_valid", "n_seeds", "b_samples"}``.
+    With ``censor``, an optimum at the smallest or largest critic of the grid is censored (the true
+    one may lie beyond) and left out of that resample's fit. Resamples leaving fewer than 2 distinct
+    generator capacities with an optimum are skipped and counted. Returns ``{"ci_b": [lo, hi] or None,
+    "level", "n_boot", "n_valid", "n_seeds", "b_samples"}``; with ``box_cox`` also the
+    :func:`fit_box_cox` exponent and slope per resample with 3 or more capacities (``ci_lambda``,
+    ``ci_b_box_cox``, ``lambda_samples``, ``n_valid_box_cox``; ``x0`` fixed to the kind's geometric mean).
     """
     if kind not in KINDS:
         raise ScalingError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -415,21 +505,32 @@ def bootstrap_b(
     out["n_seeds"] = n_seeds
     cg = grid.gens["generator_params"].to_numpy(dtype=float)
     x_all = cg if model == "exponential" else np.log(cg)
+    x0 = float(np.exp(np.mean(np.log(cg))))
     rng = np.random.default_rng(seed)
-    bs = []
+    bs, lams, bcs = [], [], []
     for _ in range(int(n_boot)):
         weights = np.bincount(rng.integers(0, n_seeds, n_seeds), minlength=n_seeds).astype(float)
-        cd = _optimum_params(grid, weights, rule)
+        cd = _optimum_params(grid, weights, rule, censor=censor)
         keep = np.isfinite(cd)
         x, y = x_all[keep], np.log(cd[keep])
         if np.unique(x).size < 2:
             continue
         xm = x.mean()
         bs.append(float(((x - xm) * (y - y.mean())).sum() / ((x - xm) ** 2).sum()))
+        if box_cox and np.unique(x).size >= 3:
+            fit = fit_box_cox(cg[keep], cd[keep], x0=x0)
+            lams.append(fit["lambda"])
+            bcs.append(fit["b"])
     out["n_valid"] = len(bs)
     out["b_samples"] = bs
-    if bs:
-        tail = (1 - level) / 2
-        out["ci_b"] = [float(np.quantile(bs, tail)), float(np.quantile(bs, 1 - tail))]
+    tail = (1 - level) / 2
+
+    def ci(values):
+        return [float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))] if values else None
+
+    out["ci_b"] = ci(bs)
+    if box_cox:
+        out.update(ci_lambda=ci(lams), ci_b_box_cox=ci(bcs), lambda_samples=lams, n_valid_box_cox=len(lams),
+                   x0=x0)
     return out
 
