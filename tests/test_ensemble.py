@@ -24,7 +24,7 @@ def real_latents(n=512, d=4, seed=0):
 # ------------------------------------------------------------------------------- stacked models
 
 
-@pytest.mark.parametrize("gen", [Q4, C8], ids=["quantum", "classical"])
+@pytest.mark.parametrize("gen", [Q4, C8, {**Q4, "backend": "tfq"}], ids=["quantum", "classical", "quantum-tfq"])
 def test_a_stacked_model_computes_each_members_model(gen):
     gens = [build_generator(**gen, seed=s) for s in range(3)]
     critics = [Critic(4, 16, seed=s) for s in range(3)]

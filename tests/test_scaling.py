@@ -339,3 +339,26 @@ def test_fit_box_cox_exact_points_and_two_points():
     assert power["lambda"] == 0.0 and power["b"] == pytest.approx(1.2)
     two = optimum.fit_box_cox([40, 80], [100, 300])
     assert two["lambda_ci_profile"] == two["lambda_range"]
+
+
+def test_the_power_analysis_says_which_growth_a_grid_can_detect():
+    wide = planted("exponential", noise=0.25, n_seeds=5)  # a decade of C_G, 70 critics, 5 seeds
+    pa = optimum.power_analysis(wide, "quantum", "one_se", n_sims=30, n_boot=30)
+    assert pa["sigma"] > 0 and pa["curvature"] > 0 and len(pa["power"]) == len(optimum.DELTAS)
+    assert pa["detectable_delta"] is not None and pa["detectable_delta"] <= 2.0
+    assert pa["power"][-1] >= 0.8 and pa["power"][0] <= pa["power"][-1]
+    # the quick grid's shape: 3 close capacities, 4 critics a factor ~11 apart, 3 seeds, more noise
+    narrow = planted("exponential", cgs=(48.0, 88.0, 128.0), noise=0.25, n_seeds=3)
+    narrow = narrow[narrow["critic_width"].isin(sorted(narrow["critic_width"].unique())[5::17])]
+    weak = optimum.power_analysis(narrow, "quantum", "one_se", n_sims=30, n_boot=30, sigma=3.0)
+    assert weak["detectable_delta"] is None or weak["detectable_delta"] > pa["detectable_delta"]
+    one_seed = optimum.power_analysis(wide[wide["seed"] == 0], "quantum")
+    assert one_seed["power"] == [] and "no seed noise" in one_seed["note"]
+
+
+def test_the_verdict_states_the_power(tmp_path):
+    planted("exponential", noise=0.25, n_seeds=4).to_csv(tmp_path / "trials.csv", index=False)
+    fits = analyze(tmp_path, n_boot=100, plot=False, power_sims=20)["fits"]
+    assert "power_analysis" in fits["quantum"] and "Power (simulated sweeps on this grid" in " ".join(fits["quantum"]["verdict"])
+    skipped = analyze(tmp_path, n_boot=50, plot=False, power_sims=0)["fits"]["quantum"]
+    assert "power_analysis" not in skipped

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qgan_widgets.training.rundir import atomic_write_text
-from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_box_cox, fit_exponential, fit_power, jsonable, optimal_critic
+from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_box_cox, fit_exponential, fit_power, jsonable, optimal_critic, power_analysis
 
 # --------------------------------------------------------------------------------------------
 # One kind's analysis, the verdict, the plot
@@ -30,7 +30,7 @@ from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, Sca
 
 def fit_kind(
     trials: pd.DataFrame, kind: str, rule=None, optimum: pd.DataFrame | None = None,
-    n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+    n_boot: int = 1000, level: float = 0.95, seed: int = 0, power_sims: int = 40,
 ) -> dict:
     """Fits, bootstrap CIs and a plain-words verdict for one generator kind (the ``fit.json`` entry).
 
@@ -38,7 +38,10 @@ def fit_kind(
     beyond the widths tried): they are listed (``censored``) and left out of every fit, and the
     bootstrap leaves out each resample's censored optima. Beside the exponential and power-law lines,
     the Box-Cox family (:func:`~qgan_widgets.study.optimum.fit_box_cox`, lam = 1 exponential, lam -> 0
-    power law) gives lam with a profile interval and a bootstrap interval over seeds.
+    power law) gives lam with a profile interval and a bootstrap interval over seeds. With
+    ``power_sims`` > 0, :func:`~qgan_widgets.study.optimum.power_analysis` says which growth this grid
+    could detect with the measured seed noise (``power_analysis``; ``power_sims`` simulated sweeps of 40
+    bootstrap resamples per planted growth).
     """
     rule = OptimalityRule.from_value(rule)
     if optimum is None:
@@ -83,6 +86,9 @@ def fit_kind(
             bc.update(ci_lambda=boot.get("ci_lambda"), ci_b=boot.get("ci_b_box_cox"),
                       formula="ln C_D* = a + b * ((C_G / x0)^lambda - 1) / lambda")
             result["box_cox"] = bc
+    n_critics = trials.loc[trials["generator_kind"] == kind, "critic_params"].nunique() if len(trials) else 0
+    if power_sims and len(opt) >= 2 and n_critics >= 3:
+        result["power_analysis"] = power_analysis(trials, kind, rule, n_sims=power_sims, level=level, seed=seed)
     result["verdict"] = verdict(kind, result, exp_fit, pow_fit)
     return result
 
@@ -198,6 +204,21 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
                    "power": ", better described by a power law than an exponential"}.get(preferred, "")
         bottom = trend + law
         bottom += f"; tentative: {', '.join(doubts)}." if doubts else "."
+    pa = result.get("power_analysis") or {}
+    if pa.get("power"):
+        d80 = pa.get("detectable_delta")
+        noise = f"seed noise sigma = {pa['sigma']:.3g} in the score, score curvature k = {pa['curvature']:.3g} per nat^2"
+        if d80 is not None:
+            i = pa["deltas"].index(d80)
+            out.append(f"Power (simulated sweeps on this grid with its {noise}): a growth of ln C_D* by {d80:g} nats "
+                       f"across the C_G range (a factor {math.exp(d80):.3g} in C_D*; exponential b = {pa['b'][i]:.3g}) "
+                       f"is detected {pa['power'][i]:.0%} of the time; smaller growth may go unseen.")
+        else:
+            out.append(f"Power (simulated sweeps on this grid with its {noise}): even a growth of ln C_D* by "
+                       f"{pa['deltas'][-1]:g} nats across the C_G range is detected only {pa['power'][-1]:.0%} of "
+                       "the time: this grid cannot answer the question.")
+    elif pa.get("note"):
+        out.append(f"Power: not estimated ({pa['note']}).")
     if family_tells in (None, "neither") and n >= 2:
         bottom += (" What would tell: generator capacities over a wider range (a decade or more), optima inside the "
                    "critic grid, more seeds.")
@@ -274,12 +295,12 @@ def _fmt(v, digits: int = 3) -> str:
 
 def analyze(
     out_dir, rule=None, n_boot: int | None = None, level: float | None = None, seed: int | None = None,
-    plot: bool = True, verbose: bool = False,
+    plot: bool = True, verbose: bool = False, power_sims: int | None = None,
 ) -> dict:
     """Analyse a sweep directory: optimum per generator, fits, bootstrap CI, figure and report.
 
     Reads ``trials.csv`` (and the analysis settings in ``sweep.json`` when present: ``rule``,
-    ``n_boot``, ``level``, ``seed``; arguments override them). Writes ``optimal.csv``, ``fit.json``,
+    ``n_boot``, ``level``, ``seed``, ``power_sims`` (0: no power analysis); arguments override them). Writes ``optimal.csv``, ``fit.json``,
     ``scaling.png`` (if ``plot``) and ``report.md``; returns ``{"optimum": DataFrame, "fits": dict,
     "report": str}``.
     """
@@ -296,8 +317,10 @@ def analyze(
     n_boot = int(n_boot if n_boot is not None else settings.get("n_boot", 1000))
     level = float(level if level is not None else settings.get("level", 0.95))
     seed = int(seed if seed is not None else settings.get("seed", 0))
+    power_sims = int(power_sims if power_sims is not None else settings.get("power_sims", 40))
     optimum = optimal_critic(trials, rule) if len(trials) else optimal_critic(_empty_trials(rule), rule)
-    fits = {kind: fit_kind(trials, kind, rule, optimum, n_boot=n_boot, level=level, seed=seed) for kind in KINDS}
+    fits = {kind: fit_kind(trials, kind, rule, optimum, n_boot=n_boot, level=level, seed=seed, power_sims=power_sims)
+            for kind in KINDS}
     fits["rule"] = rule.to_dict()
     fits["rule_description"] = rule.describe()
     tmp_csv = out_dir / ".optimal.csv.tmp"

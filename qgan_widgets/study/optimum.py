@@ -14,7 +14,8 @@ to ``trials.csv``):
 * :func:`fit_box_cox`: the family ``ln C_D* = a + b ((C_G/x0)^lam - 1)/lam`` between them (lam = 1
   exponential, lam -> 0 power law), with a profile-likelihood interval for lam;
 * :func:`bootstrap_b`: confidence intervals for ``b`` (and lam) from resampling seeds (the optimum and
-  the fit are recomputed on every resample; optima at the edge of the critic grid can be censored).
+  the fit are recomputed on every resample; optima at the edge of the critic grid can be censored);
+* :func:`power_analysis`: which growth the sweep's own grid could detect with its measured seed noise.
 
 :mod:`qgan_widgets.study.analysis` turns these into a sweep's ``fit.json``, figure and report.
 NumPy, pandas and SciPy only: no TensorFlow, no Ray.
@@ -534,3 +535,106 @@ def bootstrap_b(
                    x0=x0)
     return out
 
+
+
+# --------------------------------------------------------------------------------------------
+# Power: which growth the grid can detect
+
+
+DELTAS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
+"""Planted changes of ln C_D* across a kind's C_G range (nats) tried by :func:`power_analysis`."""
+
+
+def _noise_model(grid: _Grid) -> tuple[float, float]:
+    """(sigma, curvature) measured from a kind's trials: the pooled seed-to-seed standard deviation of
+    the score in each generator's three best cells (the noise that decides which critic looks best),
+    and the median curvature k of ``mean score = c + k (ln C_D - m)^2`` fitted per generator (NaN when
+    no generator's scores curve upwards)."""
+    ok = grid.finished & np.isfinite(grid.fd)
+    dev, dof = 0.0, 0
+    for idx in grid.gen_cells:
+        means = np.array([grid.fd[i][ok[i]].mean() if ok[i].any() else np.inf for i in idx])
+        for i in idx[np.argsort(means)[:3]]:
+            v = grid.fd[i][ok[i]]
+            if v.size > 1:
+                dev += float(((v - v.mean()) ** 2).sum())
+                dof += v.size - 1
+    sigma = math.sqrt(dev / dof) if dof else math.nan
+    ln_cp = np.log(grid.cells["critic_params"].to_numpy(dtype=float))
+    ks = []
+    for idx in grid.gen_cells:
+        means = np.array([grid.fd[i][ok[i]].mean() if ok[i].any() else np.nan for i in idx])
+        keep = np.isfinite(means)
+        if keep.sum() >= 3:
+            k = np.polyfit(ln_cp[idx][keep], means[keep], 2)[0]
+            if k > 0:
+                ks.append(float(k))
+    return sigma, (float(np.median(ks)) if ks else math.nan)
+
+
+def power_analysis(trials: pd.DataFrame, kind: str, rule=None, deltas=DELTAS, law: str = "exponential",
+                   n_sims: int = 40, n_boot: int = 40, level: float = 0.95, seed: int = 0,
+                   sigma: float | None = None, curvature: float | None = None) -> dict:
+    """Which growth of the optimal critic this sweep's grid could detect, with its measured noise.
+
+    For each planted change ``delta`` of ln C_D* across the kind's C_G range (``law`` exponential:
+    ``ln C_D* = a + b C_G`` with ``b = delta / (max C_G - min C_G)``; power: ``b = delta / ln(max/min)``),
+    centred in the critic grid, trials are simulated on the sweep's own grid (its generators, critics
+    and number of seeds) with scores ``c + k (ln C_D - ln C_D*(C_G))^2 + N(0, sigma)``, where ``sigma``
+    (seed noise) and ``k`` (how sharply the score rises away from the optimum) are measured from the
+    trials (:func:`_noise_model`) unless given. Each simulated sweep goes through the same analysis
+    (optimum by ``rule``, censored edges left out, bootstrap over seeds); the **power** is the share of
+    simulations whose ``level`` bootstrap interval of ``b`` excludes 0. All simulated runs count as
+    stable (the real ones need not be: the power is an upper bound). Returns ``law``, ``sigma``,
+    ``curvature``, ``deltas``, ``b``, ``power`` and ``detectable_delta`` (the smallest delta with power
+    >= 0.8, or None).
+    """
+    rule = OptimalityRule.from_value(rule)
+    if law not in ("exponential", "power"):
+        raise ScalingError(f"law must be 'exponential' or 'power', got {law!r}")
+    sub = trials[trials["generator_kind"] == kind]
+    out = {"law": law, "sigma": None, "curvature": None, "deltas": [float(d) for d in deltas], "b": [],
+           "power": [], "detectable_delta": None, "n_sims": int(n_sims), "n_boot": int(n_boot), "level": level}
+    if sub.empty:
+        return out
+    grid = _grid(sub, rule)
+    measured = _noise_model(grid)
+    sigma = measured[0] if sigma is None else float(sigma)
+    k = measured[1] if curvature is None else float(curvature)
+    out.update(sigma=jsonable(sigma), curvature=jsonable(k))
+    cg = grid.gens["generator_params"].to_numpy(dtype=float)
+    if not (math.isfinite(sigma) and math.isfinite(k)) or np.unique(cg).size < 2:
+        out["note"] = ("no seed noise or no score curvature could be measured (one seed, or scores that do not "
+                       "depend on the critic): no planted growth can be simulated")
+        return out
+    x = cg if law == "exponential" else np.log(cg)
+    span = float(x.max() - x.min())
+    ln_cp = np.log(grid.cells["critic_params"].to_numpy(dtype=float))
+    centre = 0.5 * (ln_cp.min() + ln_cp.max())
+    gen_of_cell = grid.cells["gen"].to_numpy()
+    n_seeds = len(grid.seeds)
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2
+    sim = _Grid(grid.cells, grid.gens, grid.seeds, np.zeros_like(grid.fd), np.ones_like(grid.stable),
+                np.ones_like(grid.finished), grid.gen_cells)
+    for delta in deltas:
+        b = float(delta) / span
+        opt = centre + b * (x - x.mean())  # ln C_D* per generator, centred in the grid
+        hits = 0
+        for _ in range(int(n_sims)):
+            sim.fd = (k * (ln_cp - opt[gen_of_cell]) ** 2)[:, None] + rng.normal(0.0, sigma, (len(ln_cp), n_seeds))
+            slopes = []
+            for _b in range(int(n_boot)):
+                weights = np.bincount(rng.integers(0, n_seeds, n_seeds), minlength=n_seeds).astype(float)
+                cd = _optimum_params(sim, weights, rule, censor=True)
+                keep = np.isfinite(cd)
+                xs, ys = x[keep], np.log(cd[keep])
+                if np.unique(xs).size >= 2:
+                    xm = xs.mean()
+                    slopes.append(float(((xs - xm) * (ys - ys.mean())).sum() / ((xs - xm) ** 2).sum()))
+            if len(slopes) >= 0.5 * n_boot and np.quantile(slopes, tail) > 0:
+                hits += 1
+        out["b"].append(b)
+        out["power"].append(hits / max(1, int(n_sims)))
+    out["detectable_delta"] = next((d for d, p in zip(out["deltas"], out["power"]) if p >= 0.8), None)
+    return out

@@ -39,7 +39,7 @@ SECTIONS = {  # section -> its keys and defaults (None = no default beyond "abse
                 "backend": "statevector", "noise_dim": None, "noise_map": "cyclic"},
     "classical": {"hidden": [[8]], "noise_dim": None, "latent_dim": None},
     "critic": {"widths": [16], "depth": 2},
-    "analysis": {"rule": "min_fd", "n_boot": 1000, "level": 0.95, "seed": 0},
+    "analysis": {"rule": "min_fd", "n_boot": 1000, "level": 0.95, "seed": 0, "power_sims": 40},
 }
 TOP = ("name", "description", "workspace", "generators", "critic", "seeds", "train", "stability",
        "evaluation", "analysis", "max_retries", "ensemble")
@@ -112,6 +112,7 @@ VALUE_RULES = {  # the values of the sections passed on to other functions: chec
                    "n_grid": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True},
                    "images_from_step": {"minimum": 0, "integer": True}},
     "analysis": {"n_boot": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True},
+                 "power_sims": {"minimum": 0, "integer": True},
                  "level": {"minimum": 0, "maximum": 1, "open_min": True, "open_max": True}},
 }
 """Per section and key: the keyword arguments of :func:`_number` that check its value."""
