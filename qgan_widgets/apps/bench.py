@@ -285,6 +285,15 @@ def write_json(rows: list[dict], path: str | Path) -> None:
         raise
 
 
+def print_rows(table: str, rows: list[dict], json_path) -> None:
+    """Print a benchmark's table and, with ``json_path``, write its rows there (every ``bench`` command)."""
+    print()
+    print(table)
+    if json_path:
+        write_json(rows, json_path)
+        print(f"\nwrote {len(rows)} rows to {json_path}")
+
+
 def _generator_main(args) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     sizes = parse_sizes(args.sizes)
@@ -293,11 +302,7 @@ def _generator_main(args) -> int:
     print(machine_summary())
     rows = run_generator_bench(backends, sizes, args.batch, args.steps, args.warmup, args.budget_s,
                                args.entangler, args.readout, args.seed)
-    print()
-    print(format_table(rows))
-    if args.json:
-        write_json(rows, args.json)
-        print(f"\nwrote {len(rows)} rows to {args.json}")
+    print_rows(format_table(rows), rows, args.json)
     return 0
 
 

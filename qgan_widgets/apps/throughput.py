@@ -131,7 +131,7 @@ def add_parser(sub) -> None:
 
 
 def throughput_main(args: argparse.Namespace) -> int:
-    from qgan_widgets.apps.bench import machine_summary, write_json
+    from qgan_widgets.apps.bench import machine_summary, print_rows
 
     names = [g.strip() for g in args.generators.split(",") if g.strip()]
     unknown = [g for g in names if g not in BENCH_GENERATORS]
@@ -150,9 +150,5 @@ def throughput_main(args: argparse.Namespace) -> int:
           + (f", {args.steps} steps" if args.steps else ""))
     print(machine_summary())
     rows = run_throughput_bench(names, sizes, args.solo_trials, args.critic_width, args.steps)
-    print()
-    print(format_table(rows))
-    if args.json:
-        write_json(rows, args.json)
-        print(f"\nwrote {len(rows)} rows to {args.json}")
+    print_rows(format_table(rows), rows, args.json)
     return 0
