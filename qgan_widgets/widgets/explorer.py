@@ -55,8 +55,9 @@ class _Renderer:
         self.jobs, self.paced, self.min_pause = jobs, set(paced), float(min_pause)
         self.on_error = on_error
         self._dirty: list[str] = []
-        self._busy = False
         self._urgent = False
+        self._requested = 0  # requests made so far
+        self._drawn = 0  # requests made before the last finished drawing
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -65,6 +66,7 @@ class _Renderer:
         with self._cond:
             if name not in self._dirty:
                 self._dirty.append(name)
+            self._requested += 1
             self._urgent = self._urgent or urgent
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="qgan-explorer-views", daemon=True)
@@ -72,10 +74,12 @@ class _Renderer:
             self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every requested view is drawn (False on timeout)."""
+        """Wait until every view requested before this call is drawn (False on timeout). Views
+        requested meanwhile (a run keeps training) do not make it wait longer."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._dirty or self._busy:
+            target = self._requested
+            while self._drawn < target:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -88,7 +92,7 @@ class _Renderer:
                 while not self._dirty:
                     self._cond.wait()
                 names, self._dirty = self._dirty, []
-                self._busy = True
+                taken = self._requested
             elapsed = 0.0
             for name in names:
                 t0 = time.perf_counter()
@@ -100,7 +104,7 @@ class _Renderer:
                 if name in self.paced:
                     elapsed += time.perf_counter() - t0
             with self._cond:
-                self._busy = False
+                self._drawn = taken
                 self._cond.notify_all()
                 deadline = time.monotonic() + (max(self.min_pause, 2 * elapsed) if elapsed else 0.0)
                 while not self._urgent and (left := deadline - time.monotonic()) > 0:
