@@ -192,7 +192,10 @@ class Workspace:
     def score_images(self, x, seed: int | None = None, name: str = "FD") -> metrics.Score:
         """FD between classifier features of images ``x`` (uint8, or float in [0, 1]) and those of
         the real evaluation images, as a :class:`~qgan_widgets.scores.metrics.Score`."""
-        feats = self.extractor.features(x)
+        return self._feature_score(self.extractor.features(x), seed, name)
+
+    def _feature_score(self, feats: np.ndarray, seed: int | None, name: str = "FD") -> metrics.Score:
+        """FD of classifier features ``feats`` to the real evaluation images', as a Score."""
         value = metrics.frechet_distance(*metrics.feature_stats(feats), *self.real_feature_stats)
         return metrics.Score(value=value, name=name, n_real=self.n_eval, n_fake=len(feats),
                              feature_dim=self.extractor.feature_dim, seed=seed,
@@ -262,7 +265,7 @@ class Workspace:
             noise = self.noise_batch(n, int(generator.noise_dim), seed)
             z = np.asarray(generator(noise, training=False), dtype=np.float32)
             return self._score_members(z[np.newaxis], n, n_grid, seed, label,
-                                       images=step is None or step >= images_from_step)[0]
+                                       with_images=step is None or step >= images_from_step)[0]
 
         return evaluate
 
@@ -284,7 +287,8 @@ class Workspace:
                                      f"but this workspace's VAE has latent_dim {self.latent_dim}")
             noise = self.noise_batch(n, int(stacked.noise_dim), seed)
             z = np.asarray(stacked(np.broadcast_to(noise, (stacked.size, *noise.shape))), dtype=np.float32)
-            return self._score_members(z, n, n_grid, seed, label, images=step is None or step >= images_from_step)
+            return self._score_members(z, n, n_grid, seed, label,
+                                       with_images=step is None or step >= images_from_step)
 
         return evaluate
 
@@ -296,30 +300,25 @@ class Workspace:
         return n, self.dataset.name + (" (stand-in)" if self.dataset.is_standin else "")
 
     def _score_members(self, z: np.ndarray, n: int, n_grid: int, seed: int, label: str,
-                       images: bool = True) -> list[tuple[dict, object]]:
+                       with_images: bool = True) -> list[tuple[dict, object]]:
         """Scores and sample tiles of each member's latents ``z`` (S, n, latent_dim): the finite members'
-        latents decoded and put through the classifier in one call each (``images=False``: the
+        latents decoded and put through the classifier in one call each (``with_images=False``: the
         latent FD only)."""
         nan = float("nan")
         results: list = [({"fd": nan, "fd_latent": nan, "data": label, "scores": {}}, None)] * len(z)
         ok = [s for s in range(len(z)) if z[s].shape == (n, self.latent_dim) and np.all(np.isfinite(z[s]))]
         if not ok:
             return results
-        if not images:
-            for s in ok:
-                fd_latent = self.score_latents(np.clip(z[s], -1.0, 1.0), seed=seed)
-                results[s] = ({"fd_latent": fd_latent.value, "data": label,
-                               "scores": {"fd_latent": fd_latent.to_dict()}}, None)
-            return results
         latents = np.clip(z[ok], -1.0, 1.0)
-        images = self.vae.decode(latents.reshape(-1, self.latent_dim)).reshape(len(ok), n, *data.IMAGE_SHAPE)
-        feats = self.extractor.features(images.reshape(-1, *data.IMAGE_SHAPE)).reshape(len(ok), n, -1)
+        if with_images:
+            tiles = self.vae.decode(latents.reshape(-1, self.latent_dim)).reshape(len(ok), n, *data.IMAGE_SHAPE)
+            feats = self.extractor.features(tiles.reshape(-1, *data.IMAGE_SHAPE)).reshape(len(ok), n, -1)
         for i, s in enumerate(ok):
-            value = metrics.frechet_distance(*metrics.feature_stats(feats[i]), *self.real_feature_stats)
-            fd = metrics.Score(value=value, name="FD", n_real=self.n_eval, n_fake=n,
-                               feature_dim=self.extractor.feature_dim, seed=seed, extractor=self.extractor.name)
             fd_latent = self.score_latents(latents[i], seed=seed)
-            samples = np.round(images[i, :n_grid] * 255.0).astype(np.uint8)
-            results[s] = ({"fd": fd.value, "fd_latent": fd_latent.value, "data": label,
-                           "scores": {"fd": fd.to_dict(), "fd_latent": fd_latent.to_dict()}}, samples)
+            values, parts, samples = {"fd_latent": fd_latent.value}, {"fd_latent": fd_latent.to_dict()}, None
+            if with_images:
+                fd = self._feature_score(feats[i], seed)
+                values, parts = {"fd": fd.value, **values}, {"fd": fd.to_dict(), **parts}
+                samples = np.round(tiles[i, :n_grid] * 255.0).astype(np.uint8)
+            results[s] = ({**values, "data": label, "scores": parts}, samples)
         return results

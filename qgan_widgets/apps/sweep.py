@@ -46,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         config = SweepConfig.from_file(CONFIG_DIR / PACKAGED["quick"] if args.quick else args.config)
         out = Path(args.out or f"runs/sweep-{config.name}")
         t0 = time.time()
-        if args.ensemble is not None and args.ensemble < 1:
-            p.error(f"--ensemble must be at least 1, got {args.ensemble}")
         run_sweep(config, out, address=args.address, num_cpus=args.num_cpus, max_retries=args.max_retries,
                   ensemble=args.ensemble)
         print((out / "report.md").read_text())

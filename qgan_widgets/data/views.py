@@ -23,9 +23,9 @@ __all__ = ["plot_losses", "plot_fd", "rgb", "nir", "ndvi", "false_color", "VIEWS
 
 STANDIN_LABEL = "stand-in data (sat4-synthetic), not real SAT-4"
 NDVI_RANGE = (-0.6, 0.6)
+"""Colour range of NDVI plots: bare ground and water below 0, vegetation 0.2-0.6."""
 NDVI_STYLE = {"cmap": "RdYlGn", "vmin": NDVI_RANGE[0], "vmax": NDVI_RANGE[1]}
 """How NDVI is drawn everywhere (grids, the demo's samples, their colour bars)."""
-"""Colour range of NDVI plots: bare ground and water below 0, vegetation 0.2-0.6."""
 
 
 def _bands(x) -> np.ndarray:

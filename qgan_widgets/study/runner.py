@@ -29,7 +29,7 @@ import pandas as pd
 from qgan_widgets.data.cache import left_behind
 from qgan_widgets.study.analysis import analyze
 from qgan_widgets.training.rundir import atomic_write_text
-from qgan_widgets.study.sweep import SweepConfig, count_params, generator_label
+from qgan_widgets.study.sweep import SweepConfig, SweepConfigError, count_params, generator_label
 
 RESULTS, TRIALS = "results.jsonl", "trials.csv"
 LOSS_KEYS = ("d_loss", "g_loss", "w_estimate")
@@ -397,6 +397,9 @@ def run_sweep(
     """
     if not isinstance(config, SweepConfig):
         config = SweepConfig.from_file(config)
+    size = config.ensemble if ensemble is None else int(ensemble)
+    if size < 1:
+        raise SweepConfigError(f"run_sweep: ensemble must be at least 1, got {size}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sweep.json", json.dumps(config.to_dict(), indent=2) + "\n")
@@ -416,9 +419,6 @@ def run_sweep(
             if trial_fn is None and not address:  # train the shared VAE (and extractor) once here, not per worker
                 for settings in {json.dumps(s["workspace"], sort_keys=True) for s in todo}:
                     workspace_for(json.loads(settings))
-            size = config.ensemble if ensemble is None else int(ensemble)
-            if size < 1:
-                raise ValueError(f"ensemble must be at least 1, got {size}")
             if trial_fn is None:
                 groups, group_fn = ensembles(todo, size), run_trials
             else:

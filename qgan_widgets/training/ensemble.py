@@ -24,18 +24,18 @@ they serve sweeps, whose unit of resumption is the trial (see :mod:`qgan_widgets
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Callable, Sequence
 
 import numpy as np
 
 from qgan_widgets._tf import keras, tf
-from qgan_widgets.models.critic import Critic
 from qgan_widgets.models.stacked import stack_models
 from qgan_widgets.scores import metrics
 from qgan_widgets.training.config import STEP_KEYS, TrainConfig, TrainResult
-from qgan_widgets.training.trainer import _scalar, divergence_problem, diverged_message, summarize_run
+from qgan_widgets.training.trainer import (
+    build_models, divergence_problem, diverged_message, evaluation_record, latent_fd, summarize_run, workspace_or_prepare,
+)
 
 __all__ = ["EnsembleTrainer", "run_ensemble"]
 
@@ -157,23 +157,20 @@ class EnsembleTrainer:
         return [s for s in range(self.size) if self.status[s] == "running"]
 
     def evaluate(self) -> list[dict | None]:
-        """Each running member's evaluation record (``step``, ``fd_latent`` and the evaluator's scalar
-        scores); None for a member that stopped."""
-        fake = np.asarray(self.G(tf.constant(self._eval_noise), training=False))
+        """Each running member's evaluation record (as the solo trainer's: :func:`evaluation_record`);
+        None for a member that stopped."""
         scored = self.evaluator(self.G, self.step) if self.evaluator is not None else None
+        fake = []  # the members' outputs on their own noise: computed only if the evaluator gives no fd_latent
+
+        def own(s: int) -> float:
+            if not fake:
+                fake.append(np.asarray(self.G(tf.constant(self._eval_noise), training=False)))
+            return latent_fd(fake[0][s], self._real_stats)
+
         records: list[dict | None] = [None] * self.size
         for s in self.alive():
-            record = {"step": self.step}
-            try:
-                record["fd_latent"] = metrics.frechet_distance(*metrics.feature_stats(fake[s]), *self._real_stats)
-            except metrics.MetricError:
-                record["fd_latent"] = math.nan
-            if scored is not None:
-                for key, value in (scored[s][0] or {}).items():
-                    number = _scalar(value)
-                    if number is not None and key != "step":
-                        record[key] = number
-            records[s] = record
+            records[s] = evaluation_record(self.step, scored[s][0] if scored is not None else None,
+                                           lambda s=s: own(s))
         return records
 
     # ----------------------------------------------------------------------------- the loop
@@ -241,28 +238,10 @@ def run_ensemble(generator_config: dict, critic_config: dict | None, train_confi
     ``s``'s generator and critic seeded as ``run_training`` seeds them: ``s`` and ``s + 1`` unless the
     configs fix them), plus ``ensemble_size`` and ``ensemble_wall_time_s``; ``wall_time_s`` and the
     timings (``first_step_s``, ``steps_s``, ``eval_s``) are the member's share (the ensemble's over its size)."""
-    from qgan_widgets.models.generators import build_generator
-
     t0 = time.perf_counter()
     base = TrainConfig() if train_config is None else TrainConfig.from_dict(train_config)
-    generators, critics, gen_cfgs, crit_cfgs = [], [], [], []
-    for seed in seeds:
-        gen_cfg = dict(generator_config)
-        gen_cfg.setdefault("seed", int(seed))
-        generator = build_generator(**gen_cfg)
-        crit_cfg = {"width": 32, "depth": 2, "seed": int(seed) + 1, **(critic_config or {})}
-        if crit_cfg.setdefault("latent_dim", generator.latent_dim) != generator.latent_dim:
-            raise ValueError(f"critic_config latent_dim {crit_cfg['latent_dim']} does not match the "
-                             f"generator's {generator.latent_dim}")
-        generators.append(generator)
-        critics.append(Critic(**crit_cfg))
-        gen_cfgs.append(gen_cfg)
-        crit_cfgs.append(crit_cfg)
-    if workspace is None:
-        from qgan_widgets.pipeline import Workspace
-
-        options = {"latent_dim": generators[0].latent_dim, "verbose": False, **(workspace_options or {})}
-        workspace = Workspace.prepare(**options)
+    generators, critics, gen_cfgs, crit_cfgs = zip(*(build_models(generator_config, critic_config, s) for s in seeds))
+    workspace = workspace_or_prepare(workspace, workspace_options, generators[0].latent_dim)
     trainer = EnsembleTrainer(generators, critics, workspace.real_latents, base, seeds,
                               evaluator=workspace.ensemble_evaluator(**(evaluator_options or {})), progress=progress)
     results = trainer.train()

@@ -72,6 +72,14 @@ def _fmt_cell(v) -> str:
     return str(v)
 
 
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV written by this module ([] if there is none yet)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
     """Rows of a CSV written by this module; a torn last line (killed mid-write) is dropped."""
     if not path.is_file():
@@ -310,10 +318,11 @@ class RunDirectory:
         if self.out_dir is None:
             return
         path = self.out_dir / "evals.csv"
-        fields, _ = _read_csv(path)
-        if not fields:
-            fields = list(record)
-            _write_csv(path, [record], fields)
+        fields = _csv_header(path)
+        new = [k for k in record if k not in fields]
+        if new:  # the first record, or scores that start later (e.g. image FD only in the judged window)
+            _, rows = _read_csv(path)
+            _write_csv(path, rows + [record], fields + new)
         else:
             with open(path, "a") as f:
                 f.write(",".join(_fmt_cell(record.get(k)) for k in fields) + "\n")

@@ -51,7 +51,7 @@ from qgan_widgets.models.critic import Critic
 from qgan_widgets.training.rundir import RunDirectory, atomic_write_text, latest_checkpoint, parameter_count
 from qgan_widgets.training.config import STEP_KEYS, Callback, TrainConfig, TrainingDiverged, TrainResult
 
-__all__ = ["WGANGPTrainer", "gradient_penalty", "run_training", "summarize_run"]
+__all__ = ["WGANGPTrainer", "gradient_penalty", "run_training", "summarize_run", "build_models", "evaluation_record"]
 
 
 # --------------------------------------------------------------------------------- the loss
@@ -81,6 +81,24 @@ def _scalar(v) -> float | None:
         return float(v["value"])
     return None
 
+
+
+def latent_fd(fake: np.ndarray, real_stats) -> float:
+    """Frechet distance of generated latents to the real ones' (mean, covariance); NaN if it cannot be computed."""
+    try:
+        return metrics.frechet_distance(*metrics.feature_stats(fake), *real_stats)
+    except metrics.MetricError:
+        return math.nan
+
+
+def evaluation_record(step: int, scores: dict | None, own_fd_latent: Callable[[], float]) -> dict:
+    """An evaluation record: ``step``, ``fd_latent`` and the evaluator's scalar ``scores``. The
+    evaluator's ``fd_latent`` (on its noise batch) is the record's; the trainer's own (``own_fd_latent()``,
+    on its noise batch) is computed only when the evaluator gives none."""
+    scalars = {k: n for k, v in (scores or {}).items() if k != "step" and (n := _scalar(v)) is not None}
+    record = {"step": step, "fd_latent": scalars["fd_latent"] if "fd_latent" in scalars else own_fd_latent()}
+    record.update(scalars)
+    return record
 
 
 def over_limits(row: dict, cfg: TrainConfig) -> bool:
@@ -243,22 +261,14 @@ class WGANGPTrainer(RunDirectory):
         return np.asarray(self.generator(tf.constant(noise, tf.float32), training=False))
 
     def evaluate(self) -> tuple[dict, Any]:
-        """Score the generator now: ``fd_latent`` on the fixed noise batch + the evaluator's scores."""
-        step = self.step
-        record: dict[str, Any] = {"step": step}
-        fake = self.generate(self._eval_noise)
-        try:
-            record["fd_latent"] = metrics.frechet_distance(*metrics.feature_stats(fake), *self._real_stats)
-        except metrics.MetricError:
-            record["fd_latent"] = math.nan
+        """Score the generator now: the evaluator's scores, and ``fd_latent`` on the trainer's fixed noise
+        batch when the evaluator gives none (see :func:`evaluation_record`)."""
         samples = None
         if self.evaluator is not None:
-            scores, samples = self.evaluator(self.generator, step)
+            scores, samples = self.evaluator(self.generator, self.step)
             self.last_scores = dict(scores or {})
-            for key, value in self.last_scores.items():
-                number = _scalar(value)
-                if number is not None and key != "step":
-                    record[key] = number
+        record = evaluation_record(self.step, self.last_scores if self.evaluator is not None else None,
+                                   lambda: latent_fd(self.generate(self._eval_noise), self._real_stats))
         self.last_samples = samples
         return record, samples
 
@@ -426,23 +436,10 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
     last tenth of the steps), out_dir, message. A diverged run is a result (status "diverged", stable
     False), not an error.
     """
-    from qgan_widgets.models.generators import build_generator
-
     t0 = time.perf_counter()
     cfg = TrainConfig() if train_config is None else TrainConfig.from_dict(train_config)
-    gen_cfg = dict(generator_config)
-    gen_cfg.setdefault("seed", cfg.seed)
-    generator = build_generator(**gen_cfg)
-    crit_cfg = {"width": 32, "depth": 2, "seed": cfg.seed + 1, **(critic_config or {})}
-    if crit_cfg.setdefault("latent_dim", generator.latent_dim) != generator.latent_dim:
-        raise ValueError(f"critic_config latent_dim {crit_cfg['latent_dim']} does not match the "
-                         f"generator's {generator.latent_dim}")
-    critic = Critic(**crit_cfg)
-    if workspace is None:
-        from qgan_widgets.pipeline import Workspace
-
-        options = {"latent_dim": generator.latent_dim, "verbose": False, **(workspace_options or {})}
-        workspace = Workspace.prepare(**options)
+    generator, critic, gen_cfg, crit_cfg = build_models(generator_config, critic_config, cfg.seed)
+    workspace = workspace_or_prepare(workspace, workspace_options, generator.latent_dim)
     evaluator = workspace.evaluator(**(evaluator_options or {}))
     trainer = WGANGPTrainer(generator, critic, workspace.real_latents, cfg, evaluator=evaluator,
                             out_dir=out_dir, callbacks=callbacks, progress=progress)
@@ -453,6 +450,32 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
         result, status, message = err.result, "diverged", str(err)
     return summarize_run(result, status, message, generator, critic, gen_cfg, crit_cfg, cfg, workspace,
                          stability_options, out_dir, time.perf_counter() - t0)
+
+
+def build_models(generator_config: dict, critic_config: dict | None, seed: int) -> tuple:
+    """(generator, critic, generator config, critic config) of a run with training seed ``seed``: the
+    generator seeded ``seed`` and the critic ``seed + 1`` unless the configs fix them; the critic's
+    ``latent_dim`` is the generator's (a different one given is an error), width 32 and depth 2 by default."""
+    from qgan_widgets.models.generators import build_generator
+
+    gen_cfg = dict(generator_config)
+    gen_cfg.setdefault("seed", int(seed))
+    generator = build_generator(**gen_cfg)
+    crit_cfg = {"width": 32, "depth": 2, "seed": int(seed) + 1, **(critic_config or {})}
+    if crit_cfg.setdefault("latent_dim", generator.latent_dim) != generator.latent_dim:
+        raise ValueError(f"critic_config latent_dim {crit_cfg['latent_dim']} does not match the "
+                         f"generator's {generator.latent_dim}")
+    return generator, Critic(**crit_cfg), gen_cfg, crit_cfg
+
+
+def workspace_or_prepare(workspace, workspace_options: dict | None, latent_dim: int):
+    """``workspace``, or a quietly prepared :class:`~qgan_widgets.pipeline.Workspace` for ``latent_dim``
+    (``workspace_options``: more keywords of ``Workspace.prepare``)."""
+    if workspace is not None:
+        return workspace
+    from qgan_widgets.pipeline import Workspace
+
+    return Workspace.prepare(**{"latent_dim": latent_dim, "verbose": False, **(workspace_options or {})})
 
 
 LOSS_TAIL_KEYS = ("d_loss", "g_loss", "w_estimate")
