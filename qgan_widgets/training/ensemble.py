@@ -34,7 +34,7 @@ from qgan_widgets.models.stacked import stack_models
 from qgan_widgets.scores import metrics
 from qgan_widgets.training.config import STEP_KEYS, TrainConfig, TrainResult
 from qgan_widgets.training.trainer import (
-    build_models, divergence_problem, diverged_message, evaluation_record, latent_fd, summarize_run, workspace_or_prepare,
+    build_models, divergence_problem, gradient_penalty, diverged_message, evaluation_record, latent_fd, summarize_run, workspace_or_prepare,
 )
 
 __all__ = ["EnsembleTrainer", "run_ensemble"]
@@ -103,15 +103,6 @@ class EnsembleTrainer:
         squares = [tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank))) for t in tensors]
         return tf.sqrt(tf.add_n(squares))
 
-    def _gradient_penalty(self, real, fake, eps) -> tf.Tensor:
-        x_hat = eps * real + (1.0 - eps) * fake
-        with tf.GradientTape() as tape:
-            tape.watch(x_hat)
-            score = self.D(x_hat, training=True)
-        grad = tape.gradient(score, x_hat)
-        norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=2) + 1e-12)
-        return tf.reduce_mean(tf.square(norm - 1.0), axis=1)
-
     def _step_impl(self):
         cfg = self.config
         S, B, K, d = self.size, cfg.batch_size, cfg.n_critic, self.latent_dim
@@ -131,7 +122,7 @@ class EnsembleTrainer:
             with tf.GradientTape() as tape:
                 w = tf.reduce_mean(self.D(real, training=True), axis=[1, 2]) - tf.reduce_mean(
                     self.D(fake, training=True), axis=[1, 2])
-                gp = self._gradient_penalty(real, fake, eps[:, k])
+                gp = gradient_penalty(self.D, real, fake, eps[:, k])
                 loss = -w + cfg.gp_weight * gp
                 total = tf.reduce_sum(loss)  # members are independent: d total / d member s = d loss_s
             grads = tape.gradient(total, self._d_vars)

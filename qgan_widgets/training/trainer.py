@@ -58,15 +58,17 @@ __all__ = ["WGANGPTrainer", "gradient_penalty", "run_training", "summarize_run",
 def gradient_penalty(critic, real, fake, eps) -> tf.Tensor:
     """WGAN-GP penalty ``mean((|grad_x D(x_hat)|_2 - 1)^2)`` at ``x_hat = eps*real + (1-eps)*fake``.
 
-    ``eps`` has shape ``(B, 1)`` (one weight per sample). Differentiable wrt the critic's weights.
+    ``real``/``fake`` ``(B, d)`` with ``eps`` ``(B, 1)`` (one weight per sample) give a scalar; with a
+    leading member axis (``(S, B, d)``, a stacked critic of an ensemble) one penalty per member ``(S,)``.
+    Differentiable wrt the critic's weights.
     """
     x_hat = eps * real + (1.0 - eps) * fake
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         score = critic(x_hat, training=True)
     grad = tape.gradient(score, x_hat)
-    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=1) + 1e-12)
-    return tf.reduce_mean(tf.square(norm - 1.0))
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=-1) + 1e-12)
+    return tf.reduce_mean(tf.square(norm - 1.0), axis=-1)
 
 
 def _scalar(v) -> float | None:
