@@ -13,12 +13,13 @@ COMMANDS = {
     "demo": ("qgan_widgets.apps.demo", "the main job: VAE, quantum and classical latent GANs, FD scores"),
     "bench": ("qgan_widgets.apps.bench", "benchmarks (e.g. `bench generator`): figures, not tests"),
     "sweep": ("qgan_widgets.apps.sweep", "the capacity-scaling study on Ray"),
+    "vae-study": ("qgan_widgets.apps.vae_study", "the VAE tuning study behind the default latent space"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: python -m qgan_widgets COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<7} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "`python -m qgan_widgets COMMAND --help` for a command's options."]
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ from qgan_widgets.scores.features import FeatureExtractor
 from qgan_widgets.models.vae import VAE, VAEError, train_vae
 from qgan_widgets.models.vae_tuning import vae_diagnostics
 
-__all__ = ["Workspace", "WorkspaceError", "FAST_SIZES", "FULL_SIZES"]
+__all__ = ["Workspace", "WorkspaceError", "FAST_SIZES", "FULL_SIZES", "DEFAULT_VAE_OPTIONS", "AUX_SEED_OFFSET"]
 
 FAST_SIZES = (2_000, 500)
 """(training, evaluation) images in fast mode (``QGAN_FAST=1``): a workspace in ~10-20 s."""
@@ -42,8 +42,20 @@ class WorkspaceError(ValueError):
     """A workspace cannot be prepared or used as asked (the message says why)."""
 
 
-def _vae_key(fingerprint: str, config: dict, epochs: int, seed: int) -> str:
-    blob = json.dumps({"config": config, "epochs": epochs, "seed": seed, "v": 1}, sort_keys=True)
+DEFAULT_VAE_OPTIONS = {"texture": 0.0, "perceptual": 0.0, "decoder": "transpose"}
+"""The VAE a workspace trains unless ``vae_options`` says otherwise: still the plain squared-error VAE
+(flat tiles; the README's figures are measured with it). The tuning study's recipe is
+:data:`qgan_widgets.models.TUNED_VAE` (``vae_options=TUNED_VAE``): it keeps texture, and trains about 3x
+longer at the full sizes (``results/vae-tuning/``), more than the full demo's 5-minute budget allows
+from an empty cache until its training is made faster."""
+AUX_SEED_OFFSET = 1000
+"""The auxiliary classifier behind a VAE's perceptual term is seeded ``seed + 1000``: another network
+than the feature extractor (seed ``seed``) whose features score the tiles."""
+
+
+def _vae_key(fingerprint: str, config: dict, epochs: int, seed: int, aux: dict | None = None) -> str:
+    blob = json.dumps({"config": config, "epochs": epochs, "seed": seed, "v": 1, **({"aux": aux} if aux else {})},
+                      sort_keys=True)
     return f"{fingerprint}-ld{config['latent_dim']}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
@@ -109,7 +121,9 @@ class Workspace:
           the VAE's fast epoch count, else ``FULL_SIZES`` (10,000 / 2,000). ``n_train`` /
           ``n_test`` override the sizes (class-balanced subsets drawn with ``seed``).
         - ``latent_dim``, ``vae_options`` (other :class:`~qgan_widgets.models.vae.VAE` arguments, e.g.
-          ``beta``), ``vae_epochs`` (default 8 fast / 20), ``extractor_epochs``: the models.
+          ``beta``, on top of :data:`DEFAULT_VAE_OPTIONS`; ``vae_options=qgan_widgets.models.TUNED_VAE`` is the
+          tuning study's texture recipe, and a VAE with a perceptual term gets an auxiliary classifier seeded
+          ``seed + AUX_SEED_OFFSET``, trained and cached like the extractor), ``vae_epochs`` (default 12 fast / 20), ``extractor_epochs``: the models.
         - ``cache``: load and store the trained models under ``data.cache_dir()``.
         """
         from qgan_widgets import FAST
@@ -125,15 +139,15 @@ class Workspace:
         epochs = (vae_module.FAST_EPOCHS if fast else vae_module.DEFAULT_EPOCHS) \
             if vae_epochs is None else int(vae_epochs)
         try:
-            config = VAE.make_config(latent_dim=latent_dim, seed=seed, **(vae_options or {}))
+            config = VAE.make_config(latent_dim=latent_dim, seed=seed, **{**DEFAULT_VAE_OPTIONS, **(vae_options or {})})
         except TypeError as e:
             raise WorkspaceError(f"Workspace.prepare: bad vae_options {vae_options!r}: {e}") from None
-        vae = cls._vae(dataset, config, epochs, seed, cache, verbose)
         ext_epochs = extractor_epochs
         if ext_epochs is None:
             from qgan_widgets.scores import features
 
             ext_epochs = features.FAST_EPOCHS if fast else features.DEFAULT_EPOCHS
+        vae = cls._vae(dataset, config, epochs, seed, cache, verbose, ext_epochs)
         extractor = FeatureExtractor.for_dataset(dataset, epochs=ext_epochs, seed=seed,
                                                  cache=cache, verbose=verbose)
         ws = cls(dataset, vae, extractor, seed=seed, verbose=verbose)
@@ -142,8 +156,10 @@ class Workspace:
         return ws
 
     @staticmethod
-    def _vae(dataset, config: dict, epochs: int, seed: int, cache: bool, verbose: bool) -> VAE:
-        path = data.cache_dir() / "vae" / _vae_key(dataset.fingerprint, config, epochs, seed)
+    def _vae(dataset, config: dict, epochs: int, seed: int, cache: bool, verbose: bool,
+             aux_epochs: int | None = None) -> VAE:
+        aux = {"seed": seed + AUX_SEED_OFFSET, "epochs": aux_epochs} if config.get("perceptual") else None
+        path = data.cache_dir() / "vae" / _vae_key(dataset.fingerprint, config, epochs, seed, aux)
         if cache and path.is_dir():
             try:
                 vae = VAE.load(path)
@@ -157,8 +173,12 @@ class Workspace:
         if verbose:
             print(f"[workspace] training the VAE (latent_dim {vae.latent_dim}, beta {vae.beta:g}, "
                   f"{epochs} epochs on {len(dataset.x_train):,} images)")
+        net = None
+        if aux is not None:  # the perceptual term's classifier: not the extractor that scores
+            net = FeatureExtractor.for_dataset(dataset, epochs=aux["epochs"], seed=aux["seed"], cache=cache,
+                                               verbose=verbose).perceptual_net()
         t0 = time.perf_counter()
-        train_vae(vae, dataset.x_train, epochs=epochs, seed=seed, verbose=False)
+        train_vae(vae, dataset.x_train, epochs=epochs, seed=seed, verbose=False, perceptual_net=net)
         if verbose and vae.history:
             print(f"[workspace] VAE trained in {time.perf_counter() - t0:.0f} s: validation recon "
                   f"MSE {vae.history['val_recon_mse'][-1]:.5f}")
@@ -200,6 +220,27 @@ class Workspace:
         return metrics.Score(value=value, name=name, n_real=self.n_eval, n_fake=len(feats),
                              feature_dim=self.extractor.feature_dim, seed=seed,
                              extractor=self.extractor.name)
+
+    def classifier_accuracies(self) -> dict:
+        """How well the feature classifier labels the evaluation tiles and their VAE reconstructions:
+        ``{"real": accuracy, "reconstructed": accuracy, "ratio": reconstructed / real, "n": tiles}``.
+        A VAE that keeps what tells the classes apart (colour, texture, roads and roofs) has a ratio
+        near 1; a VAE that blurs tiles to their mean colour drops towards chance (0.25). Computed once."""
+        with self._lock:
+            if getattr(self, "_accuracies", None) is None:
+                x, y = self.dataset.x_test, self.dataset.y_test
+                real = self.extractor.accuracy(x, y)
+                recon = self.extractor.accuracy(self.vae.reconstruct(x), y)
+                self._accuracies = {"real": real, "reconstructed": recon,
+                                    "ratio": recon / real if real > 0 else float("nan"), "n": int(len(y))}
+            return dict(self._accuracies)
+
+    def class_histogram(self, x) -> np.ndarray:
+        """Fractions of tiles ``x`` (uint8, or float in [0, 1]) the classifier puts in each class, in
+        class order (:data:`qgan_widgets.data.CLASS_NAMES`); the real mix is ``class_histogram`` of
+        ``dataset.x_test``. A generator that collapses onto one class shows as one tall bar."""
+        labels = self.extractor.predict(x)
+        return np.bincount(labels, minlength=len(data.CLASS_NAMES))[:len(data.CLASS_NAMES)] / max(1, len(labels))
 
     def kid_images(self, x, seed: int = 0, n_blocks: int = 10) -> metrics.Score:
         """KID (mean ± std over blocks) between features of images ``x`` and the real ones.

@@ -11,7 +11,8 @@ from qgan_widgets.apps import demo
 
 SUMMARY_KEYS = {"fd_generated", "fd_untrained", "fd_reconstruction_floor", "fd_classical", "n_samples",
                 "feature_dim", "seed", "dataset", "generator_params", "classical_params", "backend",
-                "wall_time_s", "quantum", "classical"}
+                "wall_time_s", "quantum", "classical", "latent_dim", "classifier_accuracy_real",
+                "classifier_accuracy_reconstructed", "class_histogram_real", "class_histogram_generated"}
 
 
 def test_command_line_options(monkeypatch, tmp_path):
@@ -70,6 +71,12 @@ def test_clearly_better_is_judged_against_the_floor():
     assert demo.gap_closed(100.0, 50.0, 120.0) != demo.gap_closed(100.0, 50.0, 120.0)  # NaN: no gap to close
 
 
+def test_total_variation():
+    assert demo.total_variation([0.25] * 4, [0.25] * 4) == 0.0
+    assert demo.total_variation([1, 0, 0, 0], [0, 0, 0, 1]) == 1.0
+    assert demo.total_variation([0.4, 0.1, 0.25, 0.25], [0.25] * 4) == pytest.approx(0.15)
+
+
 def test_backend_choice():
     assert demo.choose_backend("tfq") == "tfq"
     with pytest.raises(ValueError, match="--backend must be one of"):
@@ -99,6 +106,13 @@ def test_tiny_end_to_end_run(tmp_path, capsys, inception_weights):
     assert summary["gap_closed"] == pytest.approx(demo.gap_closed(summary["fd_untrained"], summary["fd_generated"],
                                                                   summary["fd_reconstruction_floor"]))
     assert summary["fd_generated"] > 0.5 * summary["fd_reconstruction_floor"]
+    # Issue 14: what the classifier makes of reconstructions and of generated tiles.
+    assert 0.25 < summary["classifier_accuracy_real"] <= 1 and 0 <= summary["classifier_accuracy_reconstructed"] <= 1
+    for key in ("class_histogram_real", "class_histogram_generated", "class_histogram_classical"):
+        assert len(summary[key]) == 4 and sum(summary[key]) == pytest.approx(1.0), key
+    assert summary["class_mix_tv"] == pytest.approx(demo.total_variation(summary["class_histogram_generated"],
+                                                                         summary["class_histogram_real"]))
+    assert "class mix of generated tiles" in printed
     for name in ("summary.json", "metrics.csv", "evals.csv", "samples.png", "fd_curve.png"):
         assert (out / name).stat().st_size > 100, name
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -84,6 +84,20 @@ def test_scores_rank_real_above_noise(ws):
         ws.score_latents(np.zeros((5, 3)))
 
 
+def test_classifier_accuracies_and_class_mix(ws):
+    acc = ws.classifier_accuracies()
+    x, y = ws.dataset.x_test, ws.dataset.y_test
+    assert acc["n"] == len(y) == 120
+    assert acc["real"] == ws.extractor.accuracy(x, y)
+    assert acc["reconstructed"] == ws.extractor.accuracy(ws.vae.reconstruct(x), y)
+    assert acc["ratio"] == pytest.approx(acc["reconstructed"] / acc["real"])
+    mix = ws.class_histogram(x)
+    assert mix.shape == (4,) and mix.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(mix, np.bincount(ws.extractor.predict(x), minlength=4) / len(x))
+    one = ws.class_histogram(np.repeat(x[:1], 10, axis=0))  # ten copies of one tile: one class
+    assert sorted(one) == [0, 0, 0, 1.0]
+
+
 def test_decode_to_uint8(ws):
     img = ws.decode_to_uint8(ws.real_latents[:5])
     assert img.shape == (5, 28, 28, 4) and img.dtype == np.uint8
@@ -167,3 +181,36 @@ def test_bad_vae_options_are_named():
     with pytest.raises(vae_module.VAEError, match="beta"):
         Workspace.prepare(**{**TINY, "vae_options": {"beta": -1}})
     assert data.cache_dir().name == "qgan-cache"  # tests never write into the checkout
+
+
+def test_tuned_vae_gets_its_own_auxiliary_classifier(ws, monkeypatch):
+    """The tuning study's recipe has a perceptual term: the VAE is trained against an auxiliary classifier
+    seeded seed + 1000, not the extractor that scores; both are cached, and a second prepare loads them.
+    The plain VAE (still the default) needs no auxiliary classifier."""
+    from qgan_widgets.models import TUNED_VAE
+    from qgan_widgets.pipeline import AUX_SEED_OFFSET, DEFAULT_VAE_OPTIONS
+
+    assert DEFAULT_VAE_OPTIONS["perceptual"] == 0 and ws.vae.decoder_kind == "transpose"
+    seeds = []
+    real_for_dataset = FeatureExtractor.for_dataset.__func__
+
+    def spy(cls, dataset, *a, **k):
+        seeds.append(k.get("seed"))
+        return real_for_dataset(cls, dataset, *a, **k)
+
+    monkeypatch.setattr(FeatureExtractor, "for_dataset", classmethod(spy))
+    tuned = Workspace.prepare(**{**TINY, "vae_options": {**TUNED_VAE, "beta": 0.2}})  # not cached yet: trains
+    assert seeds == [TINY["seed"] + AUX_SEED_OFFSET, TINY["seed"]]
+    assert tuned.vae.config()["perceptual"] == TUNED_VAE["perceptual"] and tuned.vae.beta == 0.2
+    assert tuned.extractor.seed == TINY["seed"]  # the scores' extractor is the plain workspace's
+    assert math.isfinite(tuned.floor.value)
+    seeds.clear()
+    plain = Workspace.prepare(**{**TINY, "vae_options": {"texture": 0, "perceptual": 0, "decoder": "transpose"}})
+    assert seeds == [TINY["seed"]] and plain.vae.config()["perceptual"] == 0
+
+    def no_training(*a, **k):
+        raise AssertionError("the cached model should have been loaded")
+
+    monkeypatch.setattr("qgan_widgets.pipeline.train_vae", no_training)
+    again = Workspace.prepare(**{**TINY, "vae_options": {**TUNED_VAE, "beta": 0.2}})
+    np.testing.assert_allclose(again.real_latents, tuned.real_latents, atol=1e-6)

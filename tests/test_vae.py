@@ -186,6 +186,12 @@ class _FakeExtractor:
         return metrics.Score(metrics.fd_from_samples(f(real), f(fake)), "FD", len(real), len(fake), 4,
                              seed, "band means")
 
+    name = "band means (4-d)"
+
+    def accuracy(self, x, y):  # "class" = brightness quartile: enough to exercise the accuracy columns
+        b = data.to_float(x).mean(axis=(1, 2, 3))
+        return float(np.mean(np.digitize(b, [0.35, 0.45, 0.55]) == np.asarray(y)))
+
 
 def test_beta_sweep_table(tiles):
     df = beta_sweep(tiles[0][:300], betas=(0.1, 50.0), latent_dims=(2,), epochs=2,
@@ -196,3 +202,112 @@ def test_beta_sweep_table(tiles):
         assert col in df.columns
     assert df["floor_fd"].notna().all() and (df["floor_fd"] >= 0).all()
     assert df.loc[1, "kl_mean"] < df.loc[0, "kl_mean"]  # a heavy KL weight squeezes the posterior
+
+
+def test_loss_options_are_checked_and_kept_in_the_config():
+    vae = VAE(latent_dim=2, base_filters=4, texture=3.0, perceptual=0.5, decoder="upsample", seed=0)
+    assert vae.config()["texture"] == 3.0 and vae.config()["perceptual"] == 0.5
+    assert vae.config()["decoder"] == "upsample" and VAE(**vae.config()).config() == vae.config()
+    for bad, match in (({"texture": -1.0}, "texture must be"), ({"perceptual": float("nan")}, "perceptual must be"),
+                       ({"decoder": "pixelshuffle"}, "decoder must be one of transpose, upsample")):
+        with pytest.raises(VAEError, match=match):
+            VAE(latent_dim=2, **bad)
+
+
+def test_texture_statistics_see_texture_and_not_its_phase():
+    from qgan_widgets.models.vae import texture_statistics
+
+    rng = np.random.default_rng(0)
+    flat = np.full((1, 28, 28, 4), 0.5, np.float32)
+    noisy = np.clip(flat + rng.normal(0, 0.1, flat.shape), 0, 1).astype(np.float32)
+    shifted = np.roll(noisy, 3, axis=2)  # the same texture, moved
+    stats = [np.asarray(texture_statistics(v)) for v in (flat, noisy, shifted)]
+    assert stats[0].shape == (1, 4 * 4 * 12 + 2 * 2 * 8 + 4 * 4 * 3)
+    assert stats[0].max() < 0.01 and stats[1].mean() > 0.05
+    assert np.abs(stats[1] - stats[2]).mean() < 0.2 * np.abs(stats[1] - stats[0]).mean()
+
+
+def test_texture_and_perceptual_terms_train(tiles):
+    """The texture term gives reconstructions texture a plain VAE blurs away; a perceptual term needs
+    its network, named in the error."""
+    from qgan_widgets.models.vae_tuning import within_tile_sd
+
+    x = tiles[0][:400]
+    plain = VAE(latent_dim=4, base_filters=8, seed=0)
+    train_vae(plain, x, epochs=3, validation=None, seed=0, verbose=False)
+    textured = VAE(latent_dim=4, base_filters=8, texture=30.0, decoder="upsample", seed=0)
+    train_vae(textured, x, epochs=3, validation=None, seed=0, verbose=False)
+    sd_real = within_tile_sd(tiles[1])
+    assert within_tile_sd(textured.reconstruct(tiles[1])) > 1.5 * within_tile_sd(plain.reconstruct(tiles[1]))
+    assert within_tile_sd(textured.reconstruct(tiles[1])) < 1.5 * sd_real
+    with pytest.raises(VAEError, match="needs perceptual_net="):
+        train_vae(VAE(latent_dim=2, base_filters=4, perceptual=1.0), x[:50], epochs=1, verbose=False)
+    calls = []
+
+    def net(images):
+        calls.append(images.shape)
+        return images[:, ::4, ::4, :]
+
+    p = VAE(latent_dim=2, base_filters=4, perceptual=1.0, seed=0)
+    history = train_vae(p, x[:64], epochs=1, batch_size=32, validation=None, seed=0, verbose=False, perceptual_net=net)
+    assert calls and math.isfinite(history["loss"][0])
+
+
+def test_tuning_study_rows(tiles):
+    from qgan_widgets.models.vae_tuning import TUNING_COLUMNS, tuning_study
+
+    class Data:
+        x_train, x_test = tiles[0][:300], tiles[1][:80]
+        y_test = np.arange(80) % 4
+
+    ext = _FakeExtractor()
+    df = tuning_study(Data, [{"latent_dim": 2, "beta": 0.1, "base_filters": 4},
+                             {"latent_dim": 3, "beta": 0.1, "base_filters": 4, "texture": 10.0, "label": "tex"}],
+                      ext, epochs=1, verbose=False)
+    assert tuple(df.columns) == TUNING_COLUMNS and list(df["label"])[1] == "tex"
+    assert list(df["latent_dim"]) == [2, 3] and (df["floor_fd"] >= 0).all() and (df["untrained_fd"] >= 0).all()
+    assert (df["accuracy_real"] == ext.accuracy(Data.x_test, Data.y_test)).all()
+    assert np.allclose(df["accuracy_ratio"], df["accuracy_reconstructed"] / df["accuracy_real"])
+    assert (df["texture_ratio"] > 0).all() and (df["n_eval"] == 80).all() and (df["epochs"] == 1).all()
+
+
+@pytest.mark.slow
+def test_vae_study_command_writes_its_outputs(tmp_path, monkeypatch):
+    from qgan_widgets.apps import vae_study
+
+    monkeypatch.setenv("QGAN_CACHE_DIR", str(tmp_path / "cache"))
+    grid = [{"latent_dim": 2, "beta": 0.1, "base_filters": 4},
+            {"latent_dim": 2, "beta": 0.1, "base_filters": 4, "texture": 30.0, "perceptual": 10.0, "decoder": "canvas"}]
+    opts = dict(n_train=300, n_test=80, vae_epochs=1, extractor_epochs=1)
+    out, keep = tmp_path / "study", tmp_path / "models"
+    table, row = vae_study.run_vae_study(out=out, quick=True, grid=grid, epochs=1, workspace_options=opts,
+                                         keep_models=keep, verbose=False)
+    assert len(table) == 2 and row["label"] in set(table["label"])
+    for name in ("table.csv", "report.md", "tuning.png", "reconstructions.png", "chosen.json"):
+        assert (out / name).stat().st_size > 100, name
+    first = (out / "table.csv").read_text().splitlines()[0]
+    assert first.startswith("# data: sat4-synthetic") and "STAND-IN" in first
+    assert (out / "report.md").read_text().startswith("<!-- data: sat4-synthetic")
+    assert "**Recommended: " in (out / "report.md").read_text()
+    # appending a row runs only the new configuration and redraws from the saved models
+    more = grid + [{"latent_dim": 3, "beta": 0.1, "base_filters": 4, "epochs": 1}]
+    table2, _ = vae_study.run_vae_study(out=out, quick=True, grid=more, epochs=1, workspace_options=opts,
+                                        keep_models=keep, append=True, verbose=False)
+    assert list(table2["label"])[:2] == list(table["label"]) and len(table2) == 3
+    assert list(table2["label"])[2].endswith(" e1")
+
+
+def test_choose_default_prefers_fewer_qubits_among_good_ones():
+    import pandas as pd
+
+    from qgan_widgets.apps.vae_study import choose_default
+
+    t = pd.DataFrame({"label": ["a", "b", "c", "d"], "latent_dim": [4, 8, 4, 16], "floor_fd": [3.0, 1.0, 2.0, 0.5],
+                      "accuracy_ratio": [0.95, 0.97, 0.5, 0.99], "collapsed_dims": [0, 0, 0, 2],
+                      "saturation": [0.01, 0.01, 0.0, 0.0]})
+    row, reason = choose_default(t)
+    assert row["label"] == "a" and "b reaches a lower floor" in reason
+    row, reason = choose_default(t.assign(accuracy_ratio=[0.5, 0.6, 0.4, 0.7], collapsed_dims=0))
+    assert row["label"] == "d" and "NO configuration reached" in reason
+    row, _ = choose_default(t.assign(accuracy_ratio=[0.5, 0.89, 0.4, 0.88]))  # 0.88 and 0.89: within the noise
+    assert row["label"] == "b"  # fewer qubits than d

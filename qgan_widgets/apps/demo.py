@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_demo", "main", "QUANTUM", "CRITIC", "DEFAULT_OUT", "CLEARLY_BETTER", "gap_closed", "train_config", "choose_backend"]
+__all__ = ["run_demo", "main", "QUANTUM", "CRITIC", "DEFAULT_OUT", "CLEARLY_BETTER", "gap_closed", "total_variation",
+           "train_config", "choose_backend"]
 
 QUANTUM = {"num_qubits": 4, "num_layers": 2, "entangler": "cry-ring", "readout": "z"}
 """The demo's quantum generator: 4 qubits, 2 layers, CRY ring, Z readout -> 4-d latents, 88
@@ -142,17 +143,28 @@ def _write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
     os.replace(tmp, path)
 
 
+def total_variation(p, q) -> float:
+    """Total variation distance ``0.5 * sum |p - q|`` between two class mixes (fractions)."""
+    return 0.5 * float(np.sum(np.abs(np.asarray(p, dtype=np.float64) - np.asarray(q, dtype=np.float64))))
+
+
 def _plot_samples(path: Path, real: np.ndarray, recon: np.ndarray, quantum: np.ndarray, classical: np.ndarray,
-                  standin: bool, dataset_name: str) -> None:
+                  standin: bool, dataset_name: str, mixes: dict | None = None) -> None:
+    """The sample grid (RGB and NDVI rows), and beside it a bar chart of the class mix the classifier
+    gives each row's tiles (``mixes``: label -> fractions per class), so a generator that collapses
+    onto one class shows at once."""
     from matplotlib.figure import Figure
 
-    from qgan_widgets.data import views
+    from qgan_widgets.data import CLASS_NAMES, views
 
     rows = [("real", real), ("VAE reconstruction\n(the floor)", recon), ("quantum\ngenerator", quantum),
             ("classical\ngenerator", classical)]
     n = min(len(real), len(recon), len(quantum), len(classical), 8)
-    fig = Figure(figsize=(1.15 * n + 2.4, 11.0))  # no pyplot: never touches a notebook's figures
-    axes = fig.subplots(2 * len(rows), n, squeeze=False)
+    grid_w = 1.15 * n + 2.4
+    bars_w = 4.2 if mixes else 0.0
+    fig = Figure(figsize=(grid_w + bars_w, 11.0))  # no pyplot: never touches a notebook's figures
+    left, right = fig.subfigures(1, 2, width_ratios=[grid_w, max(bars_w, 1e-3)]) if mixes else (fig, None)
+    axes = left.subplots(2 * len(rows), n, squeeze=False)
     for r, (view, kw) in enumerate((("rgb", {}), ("ndvi", views.NDVI_STYLE))):
         for k, (label, images) in enumerate(rows):
             row = r * len(rows) + k
@@ -167,9 +179,22 @@ def _plot_samples(path: Path, real: np.ndarray, recon: np.ndarray, quantum: np.n
     if standin:
         title += "\nSTAND-IN DATA (sat4-synthetic), not real SAT-4"
     fig.suptitle(title, fontsize=11, color="#c0392b" if standin else "black")
-    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
-    views.add_colorbar(fig, (0.92, 0.08, 0.018, 0.36), views.NDVI_STYLE,  # beside the NDVI rows
+    left.subplots_adjust(left=0.12, right=0.86, bottom=0.02, top=0.93, wspace=0.08, hspace=0.12)
+    views.add_colorbar(left, (0.89, 0.06, 0.025, 0.38), views.NDVI_STYLE,  # beside the NDVI rows
                        "NDVI (NIR - R) / (NIR + R)\nbare ground < 0 < vegetation")
+    if mixes:
+        ax = right.add_axes((0.22, 0.55, 0.72, 0.36))
+        width = 0.8 / len(mixes)
+        colors = {"real": "#555555", "quantum": "#6c3483", "classical": "#1f618d"}
+        for i, (label, mix) in enumerate(mixes.items()):
+            xs = np.arange(len(CLASS_NAMES)) + (i - (len(mixes) - 1) / 2) * width
+            ax.bar(xs, mix, width, label=label, color=colors.get(label.split()[0]))
+        ax.set_xticks(np.arange(len(CLASS_NAMES)), [c.replace(" ", "\n") for c in CLASS_NAMES], fontsize=8)
+        ax.set_ylabel("fraction of tiles", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper right")
+        ax.set_title("class mix, as the classifier\nlabels the tiles", fontsize=9)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=90)
     os.replace(tmp, path)
@@ -253,6 +278,7 @@ def run_demo(quick: bool = False, out=None, source=None, backend: str | None = N
     from qgan_widgets.models import generators
     from qgan_widgets.scores import metrics
     from qgan_widgets.models.critic import Critic
+    from qgan_widgets.data import CLASS_NAMES
     from qgan_widgets.pipeline import Workspace
 
     t_start = time.perf_counter()
@@ -324,8 +350,16 @@ def run_demo(quick: bool = False, out=None, source=None, backend: str | None = N
         workspace.noise_batch(16, classical.noise_dim, seed + 100)), -1, 1))
     real = dataset.x_test[np.random.default_rng(seed).choice(len(dataset.x_test), 16, replace=False)]
     recon = np.round(workspace.vae.reconstruct(real) * 255.0).astype(np.uint8)  # what the floor scores
+    accuracies = workspace.classifier_accuracies()
+    mix_real = workspace.class_histogram(dataset.x_test)
+    mix_noise = workspace.noise_batch(n_samples, quantum.noise_dim, seed)  # the evaluator's batch
+    mix_q = workspace.class_histogram(workspace.vae.decode(np.clip(runs["quantum"][0].generate(mix_noise), -1, 1)))
+    mix_c = workspace.class_histogram(workspace.vae.decode(np.clip(runs["classical"][0].generate(mix_noise), -1, 1)))
     _write_metrics(out, runs)
-    _plot_samples(out / "samples.png", real, recon, samples_q, samples_c, dataset.is_standin, dataset.name)
+    _plot_samples(out / "samples.png", real, recon, samples_q, samples_c, dataset.is_standin, dataset.name,
+                  mixes={"real (test tiles)": mix_real,
+                         f"quantum (TV {total_variation(mix_q, mix_real):.2f})": mix_q,
+                         f"classical (TV {total_variation(mix_c, mix_real):.2f})": mix_c})
     _plot_fd(out / "fd_curve.png", runs, fd_untrained, floor, workspace.extractor.name)
 
     def run_info(name, gen):
@@ -381,6 +415,19 @@ def run_demo(quick: bool = False, out=None, source=None, backend: str | None = N
         "data": dataset.describe(),
         "n_train_images": int(len(dataset.x_train)),
         "latent_dim": latent_dim,
+        "classifier_accuracy_real": accuracies["real"],
+        "classifier_accuracy_reconstructed": accuracies["reconstructed"],
+        "classifier_accuracy_ratio": accuracies["ratio"],
+        "classifier_accuracy_n": accuracies["n"],
+        "class_names": list(CLASS_NAMES),
+        "class_histogram_real": mix_real.tolist(),
+        "class_histogram_generated": mix_q.tolist(),
+        "class_histogram_classical": mix_c.tolist(),
+        "class_mix_tv": total_variation(mix_q, mix_real),
+        "class_mix_tv_classical": total_variation(mix_c, mix_real),
+        "class_mix_rule": f"class_histogram_*: fractions of {n_samples} tiles per class as the classifier labels "
+                          f"them (real: the test tiles; generated: decoded from the evaluation noise); "
+                          f"class_mix_tv: total variation distance 0.5 * sum |generated - real|",
         "quick": bool(quick),
         "backend": backend,
         "backends": {"quantum": backend, "classical": "tensorflow"},
@@ -454,6 +501,10 @@ def _report(s: dict, out: Path) -> None:
         f"  reconstruction floor           {s['fd_reconstruction_floor']:10.4g}   (VAE reconstructions of real tiles)",
         f"  training closed {s['gap_closed']:.0%} (quantum) and {s['gap_closed_classical']:.0%} (classical) "
         f"of the gap from untrained to the floor; total {s['wall_time_s']:.0f} s",
+        f"  the classifier labels {s['classifier_accuracy_real']:.0%} of {s['classifier_accuracy_n']} real test tiles "
+        f"right and {s['classifier_accuracy_reconstructed']:.0%} of their reconstructions (ratio "
+        f"{s['classifier_accuracy_ratio']:.2f}); class mix of generated tiles vs real: total variation "
+        f"{s['class_mix_tv']:.2f} (quantum), {s['class_mix_tv_classical']:.2f} (classical)",
         *([f"  Inception FID (RGB, {s['fid_inception']['n_samples']} per side): quantum "
            f"{s['fid_inception']['quantum']:.4g}, classical {s['fid_inception']['classical']:.4g}, "
            f"floor {s['fid_inception']['floor']:.4g}"] if s.get("fid_inception") else []),

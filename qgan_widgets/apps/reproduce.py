@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 KEYS = ("fd_untrained", "fd_generated", "fd_classical", "fd_reconstruction_floor")
+EXTRA_KEYS = ("gap_closed", "classifier_accuracy_ratio", "class_mix_tv", "class_mix_tv_classical")
+"""Summarised over seeds beside ``KEYS`` (shares and ratios: no FD scale)."""
 LABELS = {"fd_untrained": "untrained", "fd_generated": "quantum", "fd_classical": "classical",
           "fd_reconstruction_floor": "floor"}
 
@@ -56,7 +58,7 @@ def pipeline_scores(steps: int = 80, seed: int = 0, quick: bool = True, out: str
     with tempfile.TemporaryDirectory(prefix="qgan-probe-") as tmp:
         summary = run_demo(quick=quick, out=out or os.path.join(tmp, "demo"), seed=seed, steps=steps,
                            verbose=False, progress=False, inception=False)
-    return {k: summary[k] for k in (*KEYS, "gap_closed", "wall_time_s")}
+    return {k: summary[k] for k in (*KEYS, *EXTRA_KEYS, "wall_time_s")}
 
 
 def _child(args_json: str) -> None:  # runs in the probe process
@@ -127,7 +129,9 @@ def seed_table(seeds, quick: bool, steps: int | None = None) -> list[dict]:
                     os.environ["QGAN_CACHE_DIR"] = saved
         rows.append(row)
         print("  seed {seed}: ".format(**row) + "  ".join(f"{LABELS[k]} {row[k]:.4g}" for k in KEYS)
-              + f"  gap closed {row['gap_closed']:.0%}  ({row['wall_time_s']:.0f} s)", flush=True)
+              + f"  gap closed {row['gap_closed']:.0%}  accuracy ratio {row['classifier_accuracy_ratio']:.2f}"
+              f"  class-mix TV {row['class_mix_tv']:.2f} / {row['class_mix_tv_classical']:.2f}"
+              f"  ({row['wall_time_s']:.0f} s)", flush=True)
     return rows
 
 
@@ -136,7 +140,7 @@ def spread_summary(rows: list[dict]) -> dict:
     import math
 
     out = {}
-    for k in (*KEYS, "gap_closed"):
+    for k in (*KEYS, *EXTRA_KEYS):
         values = [float(r[k]) for r in rows if r.get(k) is not None and math.isfinite(float(r[k]))]
         if not values:  # e.g. gap_closed is undefined when the floor is not below the untrained score
             out[k] = {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}

@@ -22,10 +22,25 @@ Loss per image: sum of squared errors over the 28*28*4 values (a Gaussian decode
 variance 1/2) plus ``beta`` times the KL. Defaults: ``latent_dim=4``, ``beta=0.1``,
 ``base_filters=16``, Adam 1e-3, batch 128 (32 for small sets), 20 epochs (12 with ``QGAN_FAST=1``). On the stand-in,
 ``beta=1`` left two of four dimensions collapsed and ``beta=0.03`` saturated one; 0.1 uses all four
-with almost no saturation and the same reconstruction error. Training 10,000 tiles x 20 epochs takes
-~25 s on 2 CPU cores (2,000 x 12 in ``QGAN_FAST`` mode: ~10 s).
+with almost no saturation and the same reconstruction error.
 
-Saved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
+Texture (issue 14). A squared-error decoder keeps a tile's mean colour and blurs its texture away:
+the blur is the error-optimal guess of where a canopy clump or a roof edge lies, and more latent
+dimensions do not change that (``python -m qgan_widgets vae-study``, ``results/vae-tuning/``). Two
+optional loss terms and a decoder fix it:
+
+* ``texture=w``: ``w`` times the mean squared gap between :func:`texture_statistics` of the tile and
+  of its reconstruction (local strength and grain of texture, per band and shared by the bands),
+  on the squared error's scale;
+* ``perceptual=w``: ``w`` times the mean squared gap between a frozen auxiliary classifier's
+  activations of the two (``train_vae(..., perceptual_net=)``; the pipeline trains a classifier with
+  another seed than the extractor that scores, so the scores are not measured with the network the
+  VAE was fitted to);
+* ``decoder="canvas"``: convolutions of a smooth 7 x 7 map can paint texture only as a periodic
+  pattern (the transposed convolutions' checkerboard "waffle"); the canvas decoder adds a fixed
+  random field cropped where the latent says (:func:`_canvas_layer`), so texture comes out irregular.
+
+Saved models are a directorySaved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
 ``decoder.weights.h5``), written atomically (:mod:`qgan_widgets.models.files`); no pickle.
 """
 from __future__ import annotations
@@ -42,7 +57,55 @@ from qgan_widgets.data.sat4 import IMAGE_SHAPE
 from qgan_widgets.data.dataset import to_float
 from qgan_widgets.models.files import FORMAT_VERSION, atomic_directory, load_weights, read_config
 
-__all__ = ["VAE", "VAEError", "train_vae", "DEFAULT_EPOCHS", "FAST_EPOCHS"]
+__all__ = ["VAE", "VAEError", "train_vae", "texture_statistics", "DEFAULT_EPOCHS", "FAST_EPOCHS", "DECODERS", "TUNED_VAE"]
+
+TUNED_VAE = {"texture": 30.0, "perceptual": 10.0, "decoder": "canvas"}
+"""The loss terms and decoder the tuning study recommends (``results/vae-tuning/report.md``):
+``VAE(latent_dim=d, **TUNED_VAE)``, trained with a perceptual network
+(``Workspace.prepare(vae_options=TUNED_VAE)`` supplies one). Not yet the workspace's default: see
+:data:`qgan_widgets.pipeline.DEFAULT_VAE_OPTIONS`."""
+DECODERS = ("transpose", "upsample", "canvas")
+"""Decoder kinds: stride-2 transposed convolutions (the original); bilinear upsampling + convolutions;
+``"canvas"``: upsampling plus a texture canvas (see :func:`_canvas_layer`)."""
+CANVAS_CHANNELS = 4
+CANVAS_FIELD = 96
+
+
+def _canvas_layer(latent_dim: int, seed: int):
+    """A Keras layer ``z (B, d) -> (B, 28, 28, CANVAS_CHANNELS)``: a crop of a fixed, smooth random field
+    (made from ``seed``, not trained) at an offset that is a pseudo-random function of the latent.
+
+    A decoder built only from convolutions of a smooth 7 x 7 map can paint texture only as a periodic
+    pattern (its filters repeat); irregular texture (canopy clumps, scattered roofs) needs a
+    position-varying input. The crop gives each latent its own irregular canvas, deterministically
+    (the same ``z`` always decodes to the same tile), and the decoder learns how much of it to show
+    and in which colours. No gradient flows through the offset."""
+    from qgan_widgets._tf import keras, tf
+
+    rng = np.random.default_rng([int(seed), 4242])
+    white = rng.standard_normal((CANVAS_FIELD, CANVAS_FIELD, CANVAS_CHANNELS))
+    freq = np.fft.fftfreq(CANVAS_FIELD)
+    radius = np.sqrt(freq[:, None] ** 2 + freq[None, :] ** 2)
+    field = np.stack([np.real(np.fft.ifft2(np.fft.fft2(white[..., k]) * np.exp(-(radius * 2 * np.pi * 1.2) ** 2 / 2)))
+                      for k in range(CANVAS_CHANNELS)], axis=-1)  # blurred over ~1-2 pixels: clump-sized grain
+    field = ((field - field.mean()) / field.std()).astype(np.float32)
+    project = rng.standard_normal((latent_dim, 2)).astype(np.float32) * 7.0
+    span = CANVAS_FIELD - IMAGE_SHAPE[0]
+    grid = np.arange(IMAGE_SHAPE[0], dtype=np.int32)
+
+    class Canvas(keras.layers.Layer):
+        def call(self, z):
+            z = tf.stop_gradient(z)
+            u = tf.math.floormod(tf.matmul(z, tf.constant(project)), 1.0)  # (B, 2) in [0, 1)
+            off = tf.cast(tf.floor(u * span), tf.int32)
+            rows = off[:, 0:1] + grid[None, :]  # (B, 28)
+            cols = off[:, 1:2] + grid[None, :]
+            return tf.gather(tf.gather(tf.constant(field), rows, axis=0), cols, axis=2, batch_dims=1)
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], IMAGE_SHAPE[0], IMAGE_SHAPE[1], CANVAS_CHANNELS)
+
+    return Canvas(name="texture_canvas")
 
 DEFAULT_EPOCHS = 20
 FAST_EPOCHS = 12
@@ -59,7 +122,9 @@ class VAEError(ValueError):
 class VAE:
     """Convolutional VAE for float [0, 1] tiles ``(N, 28, 28, 4)`` with latents in [-1, 1].
 
-    ``VAE(latent_dim=4, beta=0.1, base_filters=16, hidden=128, seed=0)``. Encoder: two stride-2
+    ``VAE(latent_dim=4, beta=0.1, base_filters=16, hidden=128, seed=0, texture=0.0, perceptual=0.0,
+    decoder="transpose")``; ``texture``, ``perceptual`` and ``decoder`` are explained in the module
+    docstring (:data:`TUNED_VAE` holds the tuning study's choice). Encoder: two stride-2
     3x3 convolutions (``base_filters``, ``2*base_filters``), a dense layer of ``hidden`` units, then
     the posterior mean and log-variance. Decoder: the mirror image with a sigmoid output. Weights are
     initialised deterministically from ``seed``. Train with :func:`train_vae`; ``beta`` here is the
@@ -67,9 +132,12 @@ class VAE:
     """
 
     def __init__(self, latent_dim: int = 4, beta: float = 0.1, base_filters: int = 16,
-                 hidden: int = 128, seed: int = 0):
-        cfg = self.make_config(latent_dim, beta, base_filters, hidden, seed)
+                 hidden: int = 128, seed: int = 0, texture: float = 0.0, perceptual: float = 0.0,
+                 decoder: str = "transpose"):
+        cfg = self.make_config(latent_dim, beta, base_filters, hidden, seed, texture, perceptual, decoder)
+        self.decoder_kind = cfg["decoder"]
         self.latent_dim, self.beta = cfg["latent_dim"], cfg["beta"]
+        self.texture, self.perceptual = cfg["texture"], cfg["perceptual"]
         self.base_filters, self.hidden, self.seed = cfg["base_filters"], cfg["hidden"], cfg["seed"]
         self.encoder, self.decoder = self._build()
         self.history: dict[str, list] = {}
@@ -98,8 +166,16 @@ class VAE:
         g = L.Dense(self.hidden, activation="relu", kernel_initializer=init())(z)
         g = L.Dense(7 * 7 * 2 * f, activation="relu", kernel_initializer=init())(g)
         g = L.Reshape((7, 7, 2 * f))(g)
-        g = L.Conv2DTranspose(2 * f, kernel_initializer=init(), **conv)(g)  # 14x14
-        g = L.Conv2DTranspose(f, kernel_initializer=init(), **conv)(g)  # 28x28
+        if self.decoder_kind in ("upsample", "canvas"):  # bilinear upsampling + convolution: no checkerboard grain
+            up = dict(kernel_size=3, padding="same", activation="relu")
+            g = L.Conv2D(2 * f, kernel_initializer=init(), **up)(L.UpSampling2D(interpolation="bilinear")(g))
+            g = L.Conv2D(f, kernel_initializer=init(), **up)(L.UpSampling2D(interpolation="bilinear")(g))
+        else:
+            g = L.Conv2DTranspose(2 * f, kernel_initializer=init(), **conv)(g)  # 14x14
+            g = L.Conv2DTranspose(f, kernel_initializer=init(), **conv)(g)  # 28x28
+        if self.decoder_kind == "canvas":  # + a fixed random field cropped where the latent says
+            g = L.Concatenate()([g, _canvas_layer(self.latent_dim, self.seed)(z)])
+            g = L.Conv2D(f, 3, padding="same", activation="relu", kernel_initializer=init())(g)
         out = L.Conv2D(IMAGE_SHAPE[-1], 3, padding="same", activation="sigmoid",
                        kernel_initializer=init())(g)
         decoder = keras.Model(z, out, name="vae_decoder")
@@ -123,7 +199,8 @@ class VAE:
     # -- configuration ---------------------------------------------------------------------------
     @staticmethod
     def make_config(latent_dim: int = 4, beta: float = 0.1, base_filters: int = 16,
-                    hidden: int = 128, seed: int = 0) -> dict:
+                    hidden: int = 128, seed: int = 0, texture: float = 0.0, perceptual: float = 0.0,
+                    decoder: str = "transpose") -> dict:
         """The checked configuration dict of ``VAE(...)`` with these arguments, without building it."""
         for name, v in (("latent_dim", latent_dim), ("base_filters", base_filters),
                         ("hidden", hidden)):
@@ -131,13 +208,20 @@ class VAE:
                 raise VAEError(f"VAE: {name} must be a positive integer, got {v!r}")
         if not isinstance(beta, (int, float, np.number)) or not (math.isfinite(beta) and beta >= 0):
             raise VAEError(f"VAE: beta must be a finite number >= 0, got {beta!r}")
+        for name, v in (("texture", texture), ("perceptual", perceptual)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v >= 0):
+                raise VAEError(f"VAE: {name} must be a finite number >= 0 (the {name} term's weight), got {v!r}")
+        if decoder not in DECODERS:
+            raise VAEError(f"VAE: decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         return {"latent_dim": int(latent_dim), "beta": float(beta), "base_filters": int(base_filters),
-                "hidden": int(hidden), "seed": int(seed)}
+                "hidden": int(hidden), "seed": int(seed), "texture": float(texture), "perceptual": float(perceptual),
+                "decoder": decoder}
 
     def config(self) -> dict:
         """The constructor arguments (JSON-able); ``VAE(**vae.config())`` rebuilds the architecture."""
         return {"latent_dim": self.latent_dim, "beta": self.beta,
-                "base_filters": self.base_filters, "hidden": self.hidden, "seed": self.seed}
+                "base_filters": self.base_filters, "hidden": self.hidden, "seed": self.seed,
+                "texture": self.texture, "perceptual": self.perceptual, "decoder": self.decoder_kind}
 
     def count_parameters(self) -> int:
         return int(self.encoder.count_params() + self.decoder.count_params())
@@ -228,6 +312,41 @@ class VAE:
 # ---------------------------------------------------------------------------------------------
 # training
 
+TEXTURE_BLOCK = 7
+"""Side of the square blocks (a 4 x 4 grid on a 28 x 28 tile) over which texture is measured."""
+
+
+def texture_statistics(x):
+    """Local texture of float tiles ``x`` (B, 28, 28, 4) as a (B, 304) tensor, at two scales: per
+    7 x 7 block (a 4 x 4 grid) and band, the root mean square of the horizontal and vertical pixel
+    differences and the standard deviation; per 14 x 14 block (2 x 2) and band, the same two
+    differences of the tile averaged over 2 x 2 pixels (the grain of canopy clumps and roofs rather
+    than of single pixels); and per 7 x 7 block the three statistics of the bands' mean (real texture
+    is shared by the bands: a shadow is dark in all four, so matching it rules out rainbow noise). A mean-squared-error decoder blurs texture away (the blur is the
+    error-optimal guess of where a clump or an edge lies); matching these statistics
+    (``VAE(texture=w)``) asks for texture of the right strength and grain in the right place, whatever
+    its phase."""
+    from qgan_widgets._tf import tf
+
+    def diffs(v, block):
+        dx = tf.pad(v[:, :, 1:] - v[:, :, :-1], [[0, 0], [0, 0], [0, 1], [0, 0]])
+        dy = tf.pad(v[:, 1:] - v[:, :-1], [[0, 0], [0, 1], [0, 0], [0, 0]])
+        return [tf.sqrt(pool(tf.square(d), block) + 1e-6) for d in (dx, dy)]
+
+    def pool(v, block):
+        return tf.nn.avg_pool2d(v, block, block, "VALID")
+
+    def sd(v):
+        mean = pool(v, TEXTURE_BLOCK)
+        return tf.sqrt(tf.nn.relu(pool(tf.square(v), TEXTURE_BLOCK) - tf.square(mean)) + 1e-6)
+
+    luminance = tf.reduce_mean(x, axis=-1, keepdims=True)  # texture shared by the bands, as in real tiles
+    parts = [*diffs(x, TEXTURE_BLOCK), sd(x), *diffs(pool(x, 2), TEXTURE_BLOCK), *diffs(luminance, TEXTURE_BLOCK),
+             sd(luminance)]
+    batch = tf.shape(x)[0]
+    return tf.concat([tf.reshape(p, (batch, -1)) for p in parts], axis=1)
+
+
 def _beta_for(beta, anneal_epochs: int, epoch: int, base: float) -> float:
     if callable(beta):
         return float(beta(epoch))
@@ -254,7 +373,8 @@ def split_validation(x, validation, seed: int):
 
 def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = None, beta=None,
               anneal_epochs: int = 0, validation=0.1, learning_rate: float = 1e-3, seed: int = 0,
-              verbose: bool = True, progress: Callable[[int, dict], None] | None = None) -> dict:
+              verbose: bool = True, progress: Callable[[int, dict], None] | None = None,
+              perceptual_net: Callable | None = None) -> dict:
     """Train ``vae`` on images ``x`` (uint8 or float [0, 1], ``(N, 28, 28, 4)``); return the history.
 
     - ``epochs``: default 20 (12 when ``QGAN_FAST=1``).
@@ -266,6 +386,8 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
     - ``validation``: a fraction of ``x`` held out (default 0.1, chosen with ``seed``), validation
       images, or None.
     - ``seed``: batch order and the reparameterisation noise (weights are seeded by the VAE).
+    - ``perceptual_net``: for a VAE with a perceptual term, a function from float tiles to the frozen
+      activations to match (e.g. :meth:`qgan_widgets.scores.FeatureExtractor.perceptual_net`).
     - ``verbose`` prints one line per epoch; ``progress(epoch, logs)`` is called after each epoch.
 
     The history dict has one list per key: ``epoch, beta, loss, recon_mse, kl, val_recon_mse,
@@ -285,6 +407,10 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         raise VAEError(f"train_vae: images must have shape (N, 28, 28, 4), got {x.shape}")
     if len(x) < 2:
         raise VAEError(f"train_vae: at least 2 images are needed, got {len(x)}")
+    if vae.perceptual > 0 and perceptual_net is None:
+        raise VAEError(f"train_vae: this VAE has a perceptual term (weight {vae.perceptual:g}) and needs "
+                       f"perceptual_net=, a function from tiles to the activations to match (the pipeline "
+                       f"passes an auxiliary classifier's: FeatureExtractor.perceptual_net())")
     x_train, x_val = split_validation(x, validation, seed)
     x_train = x_train if x_train.dtype == np.uint8 else to_float(x_train)
     if x_val is not None:
@@ -301,6 +427,12 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         u = mu + tf.exp(0.5 * logvar) * noise.normal(tf.shape(mu))
         x_hat = vae.decoder(tf.tanh(u), training=training)
         sse = tf.reduce_sum(tf.square(xb - x_hat), axis=[1, 2, 3])
+        if vae.texture > 0:  # on the SSE's scale: weight x values x mean squared statistic gap
+            gap = tf.square(texture_statistics(xb) - texture_statistics(x_hat))
+            sse += vae.texture * n_values * tf.reduce_mean(gap, axis=1)
+        if vae.perceptual > 0:  # feature matching in a frozen auxiliary classifier's activations
+            fx, fh = perceptual_net(xb), perceptual_net(x_hat)
+            sse += vae.perceptual * n_values * tf.reduce_mean(tf.square(fx - fh), axis=list(range(1, fx.shape.rank)))
         kl = 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - 1.0 - logvar, axis=1)
         return tf.reduce_mean(sse), tf.reduce_mean(kl)
 

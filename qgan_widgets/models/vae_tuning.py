@@ -16,7 +16,7 @@ import numpy as np
 
 from qgan_widgets.models.vae import VAE, VAEError, split_validation, train_vae
 
-__all__ = ["vae_diagnostics", "beta_sweep", "SATURATION_LEVEL", "SATURATION_WARN", "COLLAPSE_KL",
+__all__ = ["vae_diagnostics", "beta_sweep", "tuning_study", "config_label", "within_tile_sd", "TUNING_COLUMNS", "SATURATION_LEVEL", "SATURATION_WARN", "COLLAPSE_KL",
            "EXPLAINED_WARN"]
 
 SATURATION_LEVEL = 0.98
@@ -125,3 +125,99 @@ def beta_sweep(x, betas=(0.03, 0.1, 0.3, 1.0), latent_dims=(4,), epochs: int | N
                       f"{r['kl_max']:.2f}, saturation {r['saturation']:.1%} ({seconds:.0f} s)"
                       + (" WARNING: " + r["warnings"] if r["warnings"] else ""))
     return pd.DataFrame(rows)
+
+
+TUNING_COLUMNS = ("label", "latent_dim", "beta", "texture", "perceptual", "decoder", "base_filters", "floor_fd",
+                  "untrained_fd", "accuracy_real", "accuracy_reconstructed", "accuracy_ratio", "texture_ratio",
+                  "recon_mse", "kl_mean", "kl_min", "collapsed_dims", "saturation", "train_seconds", "n_train",
+                  "n_eval", "epochs", "seed", "extractor")
+
+
+def within_tile_sd(x) -> float:
+    """Mean over tiles and bands of the pixels' standard deviation within a tile (texture strength)."""
+    a = np.asarray(x, dtype=np.float64)
+    a = a / 255.0 if np.asarray(x).dtype == np.uint8 else a
+    return float(np.mean(np.std(a.reshape(len(a), -1, a.shape[-1]), axis=1)))
+
+
+def config_label(config: dict) -> str:
+    """The study's name of a configuration (VAE arguments, optionally ``epochs``; its ``label`` if it has
+    one), e.g. ``"d8 b0.1 tex30 perc10 canvas"`` or ``"... canvas e10"``."""
+    if config.get("label"):
+        return str(config["label"])
+    c = VAE.make_config(**{k: v for k, v in config.items() if k not in ("epochs", "label")})
+    return (f"d{c['latent_dim']} b{c['beta']:g} tex{c['texture']:g} perc{c['perceptual']:g} {c['decoder']}"
+            + (f" e{config['epochs']}" if config.get("epochs") is not None else ""))
+
+
+def tuning_study(dataset, configs, extractor, perceptual_net=None, epochs: int | None = None, seed: int = 0,
+                 untrained_layers: int = 2, verbose: bool = True, on_model=None):
+    """Train one VAE per configuration and measure what a latent GAN needs from it.
+
+    ``dataset``: a :class:`qgan_widgets.data.dataset.Dataset` (trained on ``x_train``, judged on
+    ``x_test``); ``configs``: dicts of :class:`~qgan_widgets.models.vae.VAE` arguments (``latent_dim``,
+    ``beta``, ``texture``, ``perceptual``, ``decoder``, ``base_filters``, ...), each optionally with a
+    ``label`` and its own ``epochs``; ``extractor``: the feature classifier that scores (a
+    :class:`qgan_widgets.scores.features.FeatureExtractor`); ``perceptual_net``: for configurations with
+    a perceptual term, the auxiliary classifier's activations
+    (:meth:`~qgan_widgets.scores.features.FeatureExtractor.perceptual_net` of ANOTHER classifier).
+
+    One row per configuration (``TUNING_COLUMNS``): ``floor_fd`` (FD of reconstructions of as many
+    training tiles as there are test tiles against the test tiles: the best a latent GAN can score),
+    ``untrained_fd`` (an untrained style-qGAN with ``latent_dim`` qubits, ``untrained_layers`` layers,
+    readout z, decoded: where training starts), ``accuracy_real`` / ``accuracy_reconstructed`` (the
+    classifier on the test tiles and on their reconstructions) and their ratio, ``texture_ratio``
+    (within-tile standard deviation of reconstructions over that of the real tiles: 1 keeps the
+    texture's strength, near 0 is flat colour), ``recon_mse``, KL per dimension (mean, min), collapsed
+    dimensions, saturation, and the training time. Returns a ``pandas.DataFrame``; ``on_model(label,
+    vae)`` is called with each trained VAE.
+    """
+    import pandas as pd
+
+    from qgan_widgets.models.generators import QuantumGenerator, sample_noise
+
+    x_eval, y_eval = dataset.x_test, dataset.y_test
+    pick = np.sort(np.random.default_rng(seed).permutation(len(dataset.x_train))[:len(x_eval)])
+    x_floor = dataset.x_train[pick]
+    acc_real = float(extractor.accuracy(x_eval, y_eval))
+    sd_real = within_tile_sd(x_eval)
+    rows = []
+    for cfg in configs:
+        cfg = dict(cfg)
+        label = cfg.pop("label", None)
+        own_epochs = cfg.pop("epochs", None)
+        vae = VAE(**{"seed": seed, **cfg})
+        t0 = time.perf_counter()
+        train_vae(vae, dataset.x_train, epochs=own_epochs if own_epochs is not None else epochs, validation=None,
+                  seed=seed, verbose=False,
+                  perceptual_net=perceptual_net if vae.perceptual > 0 else None)
+        seconds = time.perf_counter() - t0
+        d = vae_diagnostics(vae, x_eval)
+        recon = vae.reconstruct(x_eval)
+        gen = QuantumGenerator(num_qubits=vae.latent_dim, num_layers=untrained_layers, entangler="cry-ring",
+                               readout="z", seed=seed)
+        z = np.clip(np.asarray(gen(sample_noise(len(x_eval), gen.noise_dim, seed + 1))), -1.0, 1.0)
+        kl = np.array(d["kl_per_dim"])
+        acc_rec = float(extractor.accuracy(recon, y_eval))
+        c = vae.config()
+        rows.append({
+            "label": label or config_label({**c, "epochs": own_epochs}),
+            **{k: c[k] for k in ("latent_dim", "beta", "texture", "perceptual", "decoder", "base_filters")},
+            "floor_fd": float(extractor.score(x_eval, vae.reconstruct(x_floor), seed=seed).value),
+            "untrained_fd": float(extractor.score(x_eval, vae.decode(z), seed=seed).value),
+            "accuracy_real": acc_real, "accuracy_reconstructed": acc_rec,
+            "accuracy_ratio": acc_rec / acc_real if acc_real > 0 else math.nan,
+            "texture_ratio": within_tile_sd(recon) / sd_real if sd_real > 0 else math.nan,
+            "recon_mse": d["recon_mse"], "kl_mean": float(kl.mean()), "kl_min": float(kl.min()),
+            "collapsed_dims": len(d["collapsed_dims"]), "saturation": d["saturation"],
+            "train_seconds": seconds, "n_train": int(len(dataset.x_train)), "n_eval": int(len(x_eval)),
+            "epochs": int(vae.trained_epochs), "seed": int(seed), "extractor": extractor.name})
+        if on_model is not None:
+            on_model(rows[-1]["label"], vae)
+        if verbose:
+            r = rows[-1]
+            print(f"[vae study] {r['label']}: floor FD {r['floor_fd']:.3g}, untrained {r['untrained_fd']:.3g}, "
+                  f"accuracy {r['accuracy_reconstructed']:.0%} of reconstructions vs {acc_real:.0%} real "
+                  f"(ratio {r['accuracy_ratio']:.2f}), texture {r['texture_ratio']:.2f}, KL/dim min "
+                  f"{r['kl_min']:.2f}, saturation {r['saturation']:.1%} ({seconds:.0f} s)", flush=True)
+    return pd.DataFrame(rows, columns=list(TUNING_COLUMNS))

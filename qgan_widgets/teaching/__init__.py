@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from qgan_widgets.teaching.notebook import (
     NOTEBOOKS, fast_mode, sized, data_banner, LivePlot, plot_training, show_figure, sequence,
-    versions, versions_table,
+    versions, versions_table, results_dir, committed_table,
 )
 from qgan_widgets.teaching import exercises
 
 __all__ = [
     "NOTEBOOKS", "fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "show_figure",
-    "sequence", "versions", "versions_table", "exercises",
+    "sequence", "versions", "versions_table", "results_dir", "committed_table", "exercises",
 ]

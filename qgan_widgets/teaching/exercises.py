@@ -436,6 +436,29 @@ QUESTIONS = {
             "d": "more epochs do not revive a dimension the KL term has switched off; a smaller beta can.",
         },
     },
+    "02-blur": {
+        "notebook": "02_vae_latent_space",
+        "question": "A VAE trained on squared error with 16 latent dimensions still reconstructs tree tiles as "
+                    "flat green squares. Why does adding latent dimensions not bring the canopy back?",
+        "options": {
+            "a": "16 dimensions are still too few: with 64 the clumps would come back",
+            "b": "where each clump lies is random from tile to tile; under squared error the best guess of "
+                 "a pixel whose clump position is unknown is the average, a blur, and the encoder gains "
+                 "little by spending dimensions on clump positions",
+            "c": "beta is too large: the KL term erases the texture",
+            "d": "the decoder's sigmoid output cannot produce dark pixels next to light ones",
+        },
+        "correct": "b",
+        "why": "Squared error rewards the conditional mean. Texture is many small random details; a few numbers "
+               "cannot say where each one is, so the mean of all placements, a flat colour, wins. A loss on "
+               "texture statistics (strength and grain, whatever the placement) changes what is optimal.",
+        "feedback": {
+            "a": "the study's rows for 4, 8 and 16 plain dimensions keep the same flat texture (texture_ratio "
+                 "stays low): the cost of placement does not go away with a few more numbers.",
+            "c": "the extra dimensions are used (their KL is above the collapse line), yet the texture is not back.",
+            "d": "the sigmoid reaches 0 and 1; a textured decoder (the tuned rows) uses the same output layer.",
+        },
+    },
     "05-confound": {
         "notebook": "05_classical_vs_quantum",
         "question": "The quantum generator's readouts start near +1 (small angles keep each qubit near |0>), "

@@ -28,7 +28,7 @@ import sys
 from qgan_widgets.training.config import Callback
 
 __all__ = ["fast_mode", "sized", "data_banner", "LivePlot", "plot_training", "show_figure", "figure_image",
-           "sequence", "versions", "versions_table", "NOTEBOOKS"]
+           "sequence", "versions", "versions_table", "NOTEBOOKS", "results_dir", "committed_table"]
 
 NOTEBOOKS = (
     ("00_welcome", "What a latent style-based quantum GAN is; the environment check; this map.", 0.1),
@@ -49,6 +49,38 @@ NOTEBOOKS = (
 )
 """(name, what it teaches, minutes with ``QGAN_FAST=1`` on 2 cores, measured with the VAE already cached;
 about half a minute more for a notebook that has to train it first)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# committed results
+
+def results_dir(name: str):
+    """The directory of a committed result, ``results/<name>/`` in the repository (found from the
+    package's location, or from ``$QGAN_RESULTS_DIR``); FileNotFoundError names where it looked and the
+    command that makes it."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[2] / "results"
+    roots = [Path(os.environ["QGAN_RESULTS_DIR"])] if os.environ.get("QGAN_RESULTS_DIR") else []
+    for root in [*roots, here, Path.cwd() / "results", Path.cwd().parent / "results"]:
+        if (root / name).is_dir():
+            return root / name
+    raise FileNotFoundError(f"no committed results {name!r} under {here} or the working directory; they come from "
+                            f"the repository (results/{name}/), or run the study again (e.g. python -m qgan_widgets "
+                            f"vae-study)")
+
+
+def committed_table(name: str, file: str = "table.csv"):
+    """A committed result's table as a ``pandas.DataFrame``; its first line (``# data: ...``, which data and
+    extractor the numbers come from) is kept in ``df.attrs["data"]``."""
+    import pandas as pd
+
+    path = results_dir(name) / file
+    with open(path) as f:
+        first = f.readline().strip()
+    df = pd.read_csv(path, comment="#")
+    df.attrs["data"] = first.lstrip("# ").strip()
+    return df
 
 
 # ---------------------------------------------------------------------------------------------
