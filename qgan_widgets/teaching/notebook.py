@@ -35,7 +35,8 @@ NOTEBOOKS = (
     ("01_sat4_data", "SAT-4 (or the stand-in): class grids, RGB / NIR / NDVI / false colour, class "
                      "statistics, putting the real files in place.", 0.3),
     ("02_vae_latent_space", "The VAE that makes the latent space: training, reconstructions, latent "
-                            "histograms, the beta lesson (collapse, saturation, reconstruction floor).", 0.9),
+                            "histograms, the beta lesson (collapse, saturation, reconstruction floor), texture "
+                            "and the tuning study.", 2.1),
     ("03_style_quantum_generator", "The style circuit: anatomy as SVG, the noise-to-angle mapping, "
                                    "parameter counts 10 / 34 / 62, tfq vs qsim (exact and shots), "
                                    "decoherence, barren plateaus, QASM export, backend speed.", 1.0),
