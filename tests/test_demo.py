@@ -106,7 +106,8 @@ def test_tiny_end_to_end_run(tmp_path, capsys, inception_weights):
     assert summary["gap_closed"] == pytest.approx(demo.gap_closed(summary["fd_untrained"], summary["fd_generated"],
                                                                   summary["fd_reconstruction_floor"]))
     assert summary["fd_generated"] > 0.5 * summary["fd_reconstruction_floor"]
-    # Issue 14: what the classifier makes of reconstructions and of generated tiles.
+    # Issue 14: which VAE, and what the classifier makes of reconstructions and of generated tiles.
+    assert summary["vae"]["latent_dim"] == 4 and summary["vae"]["decoder"] == "transpose"
     assert 0.25 < summary["classifier_accuracy_real"] <= 1 and 0 <= summary["classifier_accuracy_reconstructed"] <= 1
     for key in ("class_histogram_real", "class_histogram_generated", "class_histogram_classical"):
         assert len(summary[key]) == 4 and sum(summary[key]) == pytest.approx(1.0), key

@@ -415,6 +415,7 @@ def run_demo(quick: bool = False, out=None, source=None, backend: str | None = N
         "data": dataset.describe(),
         "n_train_images": int(len(dataset.x_train)),
         "latent_dim": latent_dim,
+        "vae": workspace.vae.config(),
         "classifier_accuracy_real": accuracies["real"],
         "classifier_accuracy_reconstructed": accuracies["reconstructed"],
         "classifier_accuracy_ratio": accuracies["ratio"],
