@@ -35,7 +35,7 @@ __all__ = ["Workspace", "WorkspaceError", "FAST_SIZES", "FULL_SIZES", "DEFAULT_V
 FAST_SIZES = (2_000, 500)
 """(training, evaluation) images in fast mode (``QGAN_FAST=1``): a workspace in ~10-20 s."""
 FULL_SIZES = (10_000, 2_000)
-"""(training, evaluation) images by default: the VAE trains in under a minute on 2 cores."""
+"""(training, evaluation) images by default: the plain VAE trains in about 1.5 minutes on 2 cores."""
 
 
 class WorkspaceError(ValueError):
@@ -45,7 +45,7 @@ class WorkspaceError(ValueError):
 DEFAULT_VAE_OPTIONS = {"texture": 0.0, "perceptual": 0.0, "decoder": "transpose"}
 """The VAE a workspace trains unless ``vae_options`` says otherwise: still the plain squared-error VAE
 (flat tiles; the README's figures are measured with it). The tuning study's recipe is
-:data:`qgan_widgets.models.TUNED_VAE` (``vae_options=TUNED_VAE``): it keeps texture, and trains about 3x
+:data:`qgan_widgets.models.TUNED_VAE` (``vae_options=TUNED_VAE``): it keeps texture, and trains about 4x
 longer at the full sizes (``results/vae-tuning/``), more than the full demo's 5-minute budget allows
 from an empty cache until its training is made faster."""
 AUX_SEED_OFFSET = 1000

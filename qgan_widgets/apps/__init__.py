@@ -3,7 +3,8 @@
 
 - :mod:`.demo`: the main job: VAE, quantum and classical latent GANs, FD scores, pictures;
 - :mod:`.bench`: benchmarks that print figures;
-- :mod:`.info`: the stack check.
+- :mod:`.info`: the stack check;
+- :mod:`.vae_study`: the VAE tuning study (``vae-study``).
 """
 from __future__ import annotations
 

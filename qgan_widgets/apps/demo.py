@@ -11,7 +11,8 @@ reconstruction floor, and write::
     DIR/metrics.csv      per-step losses of both runs (column ``generator``)
     DIR/evals.csv        per-evaluation scores of both runs
     DIR/samples.png      real tiles, their VAE reconstructions (the floor made visible), quantum and
-                         classical samples, true colour and NDVI rows (with an NDVI colour scale)
+                         classical samples, true colour and NDVI rows (with an NDVI colour scale), and
+                         beside them the class mix the classifier gives each
     DIR/fd_curve.png     FD during training, with the untrained FD and the floor
     DIR/quantum/, DIR/classical/   the two training run directories (configs, checkpoints)
 

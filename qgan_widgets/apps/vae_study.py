@@ -1,4 +1,4 @@
-"""``python -m qgan_widgets vae-study``: the VAE tuning study behind the toolkit's default latent space.
+"""``python -m qgan_widgets vae-study``: the VAE tuning study (``results/vae-tuning/``).
 
 The paper's one warning is that careful tuning of the autoencoder is crucial. This command trains
 one VAE per configuration of :data:`GRID` (latent size x beta x the loss's texture and perceptual
@@ -15,7 +15,7 @@ KL per dimension, saturation, training time) and writes::
 
 ``OUT`` is ``results/vae-tuning`` (committed; notebook ``02_vae_latent_space`` and the README show
 it). ``--quick`` runs a 3-configuration grid at the fast sizes (a smoke test, into
-``runs/vae-study-quick``). The full grid takes about 40 minutes on 2 cores.
+``runs/vae-study-quick``). The full grid took 40 minutes on 2 cores (37 of them training).
 """
 from __future__ import annotations
 
@@ -92,6 +92,8 @@ def run_vae_study(out=None, quick: bool = False, source=None, seed: int = 0, gri
     with a label already there are not run again) and the report and figures are drawn anew.
     ``epochs`` (default: the VAE's for the mode) and ``workspace_options`` (more ``Workspace.prepare``
     keywords, e.g. sizes) are for small test runs."""
+    import pandas as pd
+
     from qgan_widgets.pipeline import AUX_SEED_OFFSET, Workspace
     from qgan_widgets.models.vae_tuning import config_label, tuning_study
     from qgan_widgets.scores.features import FeatureExtractor
@@ -99,7 +101,6 @@ def run_vae_study(out=None, quick: bool = False, source=None, seed: int = 0, gri
     out = Path(out or ("runs/vae-study-quick" if quick else "results/vae-tuning"))
     out.mkdir(parents=True, exist_ok=True)
     grid = list(grid or (QUICK_GRID if quick else GRID))
-    t0 = time.perf_counter()
     ws = Workspace.prepare(**{"source": source, "latent_dim": 4, "fast": quick, "seed": seed, "verbose": verbose,
                               "vae_options": {"texture": 0, "perceptual": 0, "decoder": "transpose"},
                               **(workspace_options or {})})
@@ -116,22 +117,15 @@ def run_vae_study(out=None, quick: bool = False, source=None, seed: int = 0, gri
     def on_model(label, vae):
         models[label] = vae
         if keep is not None:  # not committed: to redraw the figures without training again
-            vae.save(keep / label.replace(" ", "_"))
+            vae.save(_model_dir(keep, label))
 
-    old = None
-    if append and (out / "table.csv").is_file():
-        import pandas as pd
-
-        old = pd.read_csv(out / "table.csv", comment="#")
-        done = set(old["label"])
-        grid = [g for g in grid if config_label(g) not in done]
+    old = pd.read_csv(out / "table.csv", comment="#") if append and (out / "table.csv").is_file() else None
+    if old is not None:
+        grid = [g for g in grid if config_label(g) not in set(old["label"])]
     table = tuning_study(ds, grid, ws.extractor, perceptual_net=aux.perceptual_net(), epochs=epochs, seed=seed,
                          verbose=verbose, on_model=on_model)
     if old is not None:
-        import pandas as pd
-
         table = pd.concat([old, table], ignore_index=True) if len(table) else old
-        t0 -= float(old["train_seconds"].sum())  # the report's total covers both runs' training
     row, reason = choose_default(table)
     data_line = (f"data: {ds.describe()}{' (STAND-IN, not real SAT-4)' if ds.is_standin else ''}; "
                  f"extractor: {ws.extractor.name}, test accuracy {ws.extractor.test_accuracy:.1%}; seed {seed}")
@@ -145,15 +139,20 @@ def run_vae_study(out=None, quick: bool = False, source=None, seed: int = 0, gri
     if chosen is None:  # from an earlier run: saved with keep_models
         from qgan_widgets.models.vae import VAE
 
-        chosen = VAE.load(Path(keep_models) / row["label"].replace(" ", "_"))
+        chosen = VAE.load(_model_dir(Path(keep_models), row["label"]))
     _plot_reconstructions(out / "reconstructions.png", ds, row, chosen)
-    report = _report(table, row, reason, data_line, time.perf_counter() - t0, quick)
+    report = _report(table, row, reason, data_line, quick)
     (out / "report.md").write_text(report)
     (out / "chosen.json").write_text(json.dumps({k: (v.item() if hasattr(v, "item") else v)
                                                  for k, v in row.items()}, indent=1) + "\n")
     if verbose:
         print(report)
     return table, row
+
+
+def _model_dir(keep: Path, label: str) -> Path:
+    """Where ``keep_models`` holds the VAE of configuration ``label``."""
+    return keep / label.replace(" ", "_")
 
 
 def _plot(path: Path, table, row, ds) -> None:
@@ -222,15 +221,18 @@ def plot_pairs(path: Path, real, recon, labels, standin: bool, title: str) -> No
     fig.savefig(path, dpi=100)
 
 
-def _report(table, row, reason: str, data_line: str, seconds: float, quick: bool) -> str:
+def _report(table, row, reason: str, data_line: str, quick: bool) -> str:
+    epochs = table["epochs"].unique()
+    epochs = f"{int(epochs[0])} epochs" if len(epochs) == 1 else "the epochs of its `epochs` column"
     cols = ["label", "floor_fd", "untrained_fd", "accuracy_reconstructed", "accuracy_ratio", "texture_ratio",
             "kl_min", "collapsed_dims", "saturation", "train_seconds"]
     lines = [f"<!-- {data_line} -->", "# VAE tuning study" + (" (quick grid)" if quick else ""), "",
              f"{data_line}.", "",
-             f"Each VAE trained {int(table['epochs'].iloc[0])} epochs on {int(table['n_train'].iloc[0]):,} tiles; "
+             f"Each VAE trained {epochs} on {int(table['n_train'].iloc[0]):,} tiles; "
              f"scores on {int(table['n_eval'].iloc[0]):,} test tiles (FD in the classifier's features, N per side as "
              f"given; the classifier labels {table['accuracy_real'].iloc[0]:.1%} of the real test tiles right). "
-             f"Total {seconds / 60:.0f} min on this machine.", "",
+             f"Training took {table['train_seconds'].sum() / 60:.0f} min in all on this machine (scoring each VAE "
+             f"adds a little).", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table.iterrows():
         cells = [r["label"]] + [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols[1:]]

@@ -22,7 +22,8 @@ Loss per image: sum of squared errors over the 28*28*4 values (a Gaussian decode
 variance 1/2) plus ``beta`` times the KL. Defaults: ``latent_dim=4``, ``beta=0.1``,
 ``base_filters=16``, Adam 1e-3, batch 128 (32 for small sets), 20 epochs (12 with ``QGAN_FAST=1``). On the stand-in,
 ``beta=1`` left two of four dimensions collapsed and ``beta=0.03`` saturated one; 0.1 uses all four
-with almost no saturation and the same reconstruction error.
+with almost no saturation and the same reconstruction error. Training 10,000 tiles x 20 epochs took
+87-95 s on 2 CPU cores (``results/vae-tuning/``; the texture recipe :data:`TUNED_VAE` 341-410 s).
 
 Texture (issue 14). A squared-error decoder keeps a tile's mean colour and blurs its texture away:
 the blur is the error-optimal guess of where a canopy clump or a roof edge lies, and more latent
@@ -40,7 +41,7 @@ optional loss terms and a decoder fix it:
   pattern (the transposed convolutions' checkerboard "waffle"); the canvas decoder adds a fixed
   random field cropped where the latent says (:func:`_canvas_layer`), so texture comes out irregular.
 
-Saved models are a directorySaved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
+Saved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
 ``decoder.weights.h5``), written atomically (:mod:`qgan_widgets.models.files`); no pickle.
 """
 from __future__ import annotations
@@ -322,10 +323,10 @@ def texture_statistics(x):
     differences and the standard deviation; per 14 x 14 block (2 x 2) and band, the same two
     differences of the tile averaged over 2 x 2 pixels (the grain of canopy clumps and roofs rather
     than of single pixels); and per 7 x 7 block the three statistics of the bands' mean (real texture
-    is shared by the bands: a shadow is dark in all four, so matching it rules out rainbow noise). A mean-squared-error decoder blurs texture away (the blur is the
-    error-optimal guess of where a clump or an edge lies); matching these statistics
-    (``VAE(texture=w)``) asks for texture of the right strength and grain in the right place, whatever
-    its phase."""
+    is shared by the bands: a shadow is dark in all four, so matching it rules out rainbow noise).
+    A mean-squared-error decoder blurs texture away (the blur is the error-optimal guess of where a
+    clump or an edge lies); matching these statistics (``VAE(texture=w)``) asks for texture of the
+    right strength and grain in the right block, whatever its phase."""
     from qgan_widgets._tf import tf
 
     def diffs(v, block):
