@@ -184,13 +184,13 @@ def test_bad_vae_options_are_named():
 
 
 def test_tuned_vae_gets_its_own_auxiliary_classifier(ws, monkeypatch):
-    """The tuning study's recipe has a perceptual term: the VAE is trained against an auxiliary classifier
-    seeded seed + 1000, not the extractor that scores; both are cached, and a second prepare loads them.
-    The plain VAE (still the default) needs no auxiliary classifier."""
+    """The tuning study's recipe (the default) has perceptual and class-consistency terms: the VAE is trained
+    against an auxiliary classifier seeded seed + 1000, not the extractor that scores; both are cached,
+    and a second prepare loads them. The plain VAE needs no auxiliary classifier."""
     from qgan_widgets.models import TUNED_VAE
     from qgan_widgets.pipeline import AUX_SEED_OFFSET, DEFAULT_VAE_OPTIONS
 
-    assert DEFAULT_VAE_OPTIONS["perceptual"] == 0 and ws.vae.decoder_kind == "transpose"
+    assert DEFAULT_VAE_OPTIONS == TUNED_VAE and ws.vae.decoder_kind == "canvas" and ws.vae.consistency > 0
     seeds = []
     real_for_dataset = FeatureExtractor.for_dataset.__func__
 
@@ -205,7 +205,8 @@ def test_tuned_vae_gets_its_own_auxiliary_classifier(ws, monkeypatch):
     assert tuned.extractor.seed == TINY["seed"]  # the scores' extractor is the plain workspace's
     assert math.isfinite(tuned.floor.value)
     seeds.clear()
-    plain = Workspace.prepare(**{**TINY, "vae_options": {"texture": 0, "perceptual": 0, "decoder": "transpose"}})
+    plain = Workspace.prepare(**{**TINY, "vae_options": {"texture": 0, "perceptual": 0, "consistency": 0,
+                                                         "decoder": "transpose"}})
     assert seeds == [TINY["seed"]] and plain.vae.config()["perceptual"] == 0
 
     def no_training(*a, **k):

@@ -208,10 +208,25 @@ def test_loss_options_are_checked_and_kept_in_the_config():
     vae = VAE(latent_dim=2, base_filters=4, texture=3.0, perceptual=0.5, decoder="upsample", seed=0)
     assert vae.config()["texture"] == 3.0 and vae.config()["perceptual"] == 0.5
     assert vae.config()["decoder"] == "upsample" and VAE(**vae.config()).config() == vae.config()
+    assert vae.config()["consistency"] == 0.0 and VAE(latent_dim=2, consistency=5).config()["consistency"] == 5.0
     for bad, match in (({"texture": -1.0}, "texture must be"), ({"perceptual": float("nan")}, "perceptual must be"),
+                       ({"consistency": -2}, "consistency must be"), ({"consistency": True}, "consistency must be"),
                        ({"decoder": "pixelshuffle"}, "decoder must be one of transpose, upsample")):
         with pytest.raises(VAEError, match=match):
             VAE(latent_dim=2, **bad)
+
+
+@pytest.mark.parametrize("decoder", ["transpose", "upsample", "canvas", "canvas-lite"])
+def test_every_decoder_decodes_and_round_trips(decoder, tmp_path):
+    from qgan_widgets.models.vae import DECODERS
+
+    assert decoder in DECODERS
+    vae = VAE(latent_dim=3, base_filters=4, decoder=decoder, seed=1)
+    z = np.random.default_rng(0).uniform(-1, 1, (5, 3)).astype(np.float32)
+    x = vae.decode(z)
+    assert x.shape == (5, 28, 28, 4) and 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_array_equal(vae.decode(z), x)  # the canvas crop is a function of z: deterministic
+    np.testing.assert_allclose(VAE.load(vae.save(tmp_path / decoder)).decode(z), x, atol=1e-6)
 
 
 def test_texture_statistics_see_texture_and_not_its_phase():
@@ -251,6 +266,36 @@ def test_texture_and_perceptual_terms_train(tiles):
     p = VAE(latent_dim=2, base_filters=4, perceptual=1.0, seed=0)
     history = train_vae(p, x[:64], epochs=1, batch_size=32, validation=None, seed=0, verbose=False, perceptual_net=net)
     assert calls and math.isfinite(history["loss"][0])
+
+
+def test_class_consistency_term_keeps_what_the_classifier_sees(tiles):
+    """The class-consistency term (KL between a frozen classifier's class probabilities on a tile and on
+    its reconstruction) makes reconstructions keep what that classifier looks at, here the texture a
+    plain VAE blurs away; it needs logits, and says so."""
+    from qgan_widgets._tf import tf
+
+    def net(images):  # a two-class "classifier" that looks at texture: "textured" grows with the spread
+        sd = tf.reduce_mean(tf.math.reduce_std(images, axis=[1, 2]), axis=1, keepdims=True)
+        return images[:, ::7, ::7, :], tf.concat([60.0 * sd - 3.0, tf.zeros_like(sd)], axis=1)
+
+    def probabilities(x):
+        return tf.nn.softmax(net(tf.constant(x))[1]).numpy()
+
+    x, x_test = tiles[0][:400], tiles[1].astype(np.float32) / 255.0
+    p_real, kl, gap = probabilities(x_test), {}, {}
+    for weight in (0.0, 300.0):
+        vae = VAE(latent_dim=4, base_filters=8, consistency=weight, decoder="canvas", seed=0)
+        train_vae(vae, x, epochs=3, validation=None, seed=0, verbose=False, perceptual_net=net)
+        p_rec = probabilities(vae.reconstruct(x_test))
+        kl[weight] = float(np.mean(np.sum(p_real * (np.log(p_real) - np.log(p_rec)), axis=1)))
+        gap[weight] = abs(float(p_real[:, 0].mean() - p_rec[:, 0].mean()))
+    # measured: KL 0.33 -> 0.20, share labelled "textured" 0.66 real, 0.41 plain, 0.62 with the term
+    assert kl[300.0] < 0.75 * kl[0.0] and gap[300.0] < 0.5 * gap[0.0], (kl, gap)
+    with pytest.raises(VAEError, match="returns no logits"):
+        train_vae(VAE(latent_dim=2, base_filters=4, consistency=1.0), x[:50], epochs=1, verbose=False,
+                  perceptual_net=lambda images: images[:, ::4, ::4, :])
+    with pytest.raises(VAEError, match="class-consistency term"):
+        train_vae(VAE(latent_dim=2, base_filters=4, consistency=1.0), x[:50], epochs=1, verbose=False)
 
 
 def test_tuning_study_rows(tiles):
@@ -302,12 +347,13 @@ def test_choose_default_prefers_fewer_qubits_among_good_ones():
 
     from qgan_widgets.apps.vae_study import choose_default
 
-    t = pd.DataFrame({"label": ["a", "b", "c", "d"], "latent_dim": [4, 8, 4, 16], "floor_fd": [3.0, 1.0, 2.0, 0.5],
-                      "accuracy_ratio": [0.95, 0.97, 0.5, 0.99], "collapsed_dims": [0, 0, 0, 2],
-                      "saturation": [0.01, 0.01, 0.0, 0.0]})
+    t = pd.DataFrame({"label": ["a", "b", "c", "d", "e"], "latent_dim": [4, 8, 4, 16, 4],
+                      "floor_fd": [3.0, 1.0, 2.0, 0.5, 2.5], "accuracy_ratio": [0.95, 0.97, 0.5, 0.99, 0.93],
+                      "collapsed_dims": [0, 0, 0, 2, 0], "saturation": [0.01, 0.01, 0.0, 0.0, 0.0]})
     row, reason = choose_default(t)
-    assert row["label"] == "a" and "b reaches a lower floor" in reason
-    row, reason = choose_default(t.assign(accuracy_ratio=[0.5, 0.6, 0.4, 0.7], collapsed_dims=0))
+    assert row["label"] == "a" and "b reaches a lower floor" in reason  # 4 qubits, then the highest ratio
+    assert choose_default(t.assign(saturation=[0.2, 0.01, 0.0, 0.0, 0.0]))[0]["label"] == "e"  # a saturates
+    row, reason = choose_default(t.assign(accuracy_ratio=[0.5, 0.6, 0.4, 0.7, 0.3], collapsed_dims=0))
     assert row["label"] == "d" and "NO configuration reached" in reason
-    row, _ = choose_default(t.assign(accuracy_ratio=[0.5, 0.89, 0.4, 0.88]))  # 0.88 and 0.89: within the noise
+    row, _ = choose_default(t.assign(accuracy_ratio=[0.5, 0.89, 0.4, 0.88, 0.3]))  # 0.88 and 0.89: within the noise
     assert row["label"] == "b"  # fewer qubits than d

@@ -19,16 +19,18 @@ How latents are bounded (the choice, and why it is exact)
     warns).
 
 Loss per image: sum of squared errors over the 28*28*4 values (a Gaussian decoder with fixed
-variance 1/2) plus ``beta`` times the KL. Defaults: ``latent_dim=4``, ``beta=0.1``,
-``base_filters=16``, Adam 1e-3, batch 128 (32 for small sets), 20 epochs (12 with ``QGAN_FAST=1``). On the stand-in,
-``beta=1`` left two of four dimensions collapsed and ``beta=0.03`` saturated one; 0.1 uses all four
-with almost no saturation and the same reconstruction error. Training 10,000 tiles x 20 epochs took
-87-95 s on 2 CPU cores (``results/vae-tuning/``; the texture recipe :data:`TUNED_VAE` 341-410 s).
+variance 1/2) plus ``beta`` times the KL, plus the texture terms below when asked for.
+``VAE()``'s own defaults are the plain squared-error VAE (``latent_dim=4``, ``beta=0.1``,
+``base_filters=16``); :func:`train_vae` uses Adam 1e-3, batch 128 (32 for small sets), 10 epochs
+(8 with ``QGAN_FAST=1``, on a fifth of the tiles). On the stand-in, ``beta=1`` left two of four
+dimensions collapsed and ``beta=0.03`` saturated one; 0.1 uses all four with almost no saturation and
+the same reconstruction error.
 
 Texture (issue 14). A squared-error decoder keeps a tile's mean colour and blurs its texture away:
 the blur is the error-optimal guess of where a canopy clump or a roof edge lies, and more latent
-dimensions do not change that (``python -m qgan_widgets vae-study``, ``results/vae-tuning/``). Two
-optional loss terms and a decoder fix it:
+dimensions do not change that (``python -m qgan_widgets vae-study``, ``results/vae-tuning/``). Three
+optional loss terms and a decoder fix it; :data:`TUNED_VAE` combines them, and it is what workspaces
+(the demo, notebooks, dashboard, sweeps) train by default:
 
 * ``texture=w``: ``w`` times the mean squared gap between :func:`texture_statistics` of the tile and
   of its reconstruction (local strength and grain of texture, per band and shared by the bands),
@@ -37,9 +39,17 @@ optional loss terms and a decoder fix it:
   activations of the two (``train_vae(..., perceptual_net=)``; the pipeline trains a classifier with
   another seed than the extractor that scores, so the scores are not measured with the network the
   VAE was fitted to);
+* ``consistency=w``: ``w`` times the KL divergence (nats) from that classifier's class probabilities
+  for the tile to those for its reconstruction: the reconstruction must keep what tells the classes
+  apart (texture and colour statistics alone left the scoring classifier recognising 88% as many
+  reconstructions as real tiles; with this term 93%);
 * ``decoder="canvas"``: convolutions of a smooth 7 x 7 map can paint texture only as a periodic
   pattern (the transposed convolutions' checkerboard "waffle"); the canvas decoder adds a fixed
   random field cropped where the latent says (:func:`_canvas_layer`), so texture comes out irregular.
+
+The real tiles' texture statistics, activations and class probabilities are computed once before
+training, not once per epoch. Training 10,000 tiles for 10 epochs took 182-205 s with
+:data:`TUNED_VAE` on 2 CPU cores, the plain VAE 87-95 s for 20 epochs (``results/vae-tuning/``).
 
 Saved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
 ``decoder.weights.h5``), written atomically (:mod:`qgan_widgets.models.files`); no pickle.
@@ -60,14 +70,17 @@ from qgan_widgets.models.files import FORMAT_VERSION, atomic_directory, load_wei
 
 __all__ = ["VAE", "VAEError", "train_vae", "texture_statistics", "DEFAULT_EPOCHS", "FAST_EPOCHS", "DECODERS", "TUNED_VAE"]
 
-TUNED_VAE = {"texture": 30.0, "perceptual": 10.0, "decoder": "canvas"}
+TUNED_VAE = {"texture": 30.0, "perceptual": 10.0, "consistency": 100.0, "decoder": "canvas"}
 """The loss terms and decoder the tuning study recommends (``results/vae-tuning/report.md``):
-``VAE(latent_dim=d, **TUNED_VAE)``, trained with a perceptual network
-(``Workspace.prepare(vae_options=TUNED_VAE)`` supplies one). Not yet the workspace's default: see
-:data:`qgan_widgets.pipeline.DEFAULT_VAE_OPTIONS`."""
-DECODERS = ("transpose", "upsample", "canvas")
+``VAE(latent_dim=d, **TUNED_VAE)``, trained with an auxiliary classifier's
+``perceptual_net(logits=True)``. It is the workspace's default
+(:data:`qgan_widgets.pipeline.DEFAULT_VAE_OPTIONS`), which supplies that classifier."""
+DECODERS = ("transpose", "upsample", "canvas", "canvas-lite")
 """Decoder kinds: stride-2 transposed convolutions (the original); bilinear upsampling + convolutions;
-``"canvas"``: upsampling plus a texture canvas (see :func:`_canvas_layer`)."""
+``"canvas"``: upsampling plus a texture canvas (see :func:`_canvas_layer`); ``"canvas-lite"``: the same
+with its second convolution at 14 x 14 before the last upsampling instead of after it (a third less
+decoder arithmetic; in the tuning study it trained in 180 s against 205 s, within this machine's
+run-to-run noise, and saturated 4.9% of the latents against 0.2%: not the recommended one)."""
 CANVAS_CHANNELS = 4
 CANVAS_FIELD = 96
 
@@ -108,8 +121,8 @@ def _canvas_layer(latent_dim: int, seed: int):
 
     return Canvas(name="texture_canvas")
 
-DEFAULT_EPOCHS = 20
-FAST_EPOCHS = 12
+DEFAULT_EPOCHS = 10
+FAST_EPOCHS = 8
 _WEIGHTS = ("encoder.weights.h5", "decoder.weights.h5")
 
 
@@ -124,7 +137,7 @@ class VAE:
     """Convolutional VAE for float [0, 1] tiles ``(N, 28, 28, 4)`` with latents in [-1, 1].
 
     ``VAE(latent_dim=4, beta=0.1, base_filters=16, hidden=128, seed=0, texture=0.0, perceptual=0.0,
-    decoder="transpose")``; ``texture``, ``perceptual`` and ``decoder`` are explained in the module
+    decoder="transpose", consistency=0.0)``; ``texture``, ``perceptual``, ``consistency`` and ``decoder`` are explained in the module
     docstring (:data:`TUNED_VAE` holds the tuning study's choice). Encoder: two stride-2
     3x3 convolutions (``base_filters``, ``2*base_filters``), a dense layer of ``hidden`` units, then
     the posterior mean and log-variance. Decoder: the mirror image with a sigmoid output. Weights are
@@ -134,11 +147,13 @@ class VAE:
 
     def __init__(self, latent_dim: int = 4, beta: float = 0.1, base_filters: int = 16,
                  hidden: int = 128, seed: int = 0, texture: float = 0.0, perceptual: float = 0.0,
-                 decoder: str = "transpose"):
-        cfg = self.make_config(latent_dim, beta, base_filters, hidden, seed, texture, perceptual, decoder)
+                 decoder: str = "transpose", consistency: float = 0.0):
+        cfg = self.make_config(latent_dim, beta, base_filters, hidden, seed, texture, perceptual, decoder,
+                               consistency)
         self.decoder_kind = cfg["decoder"]
         self.latent_dim, self.beta = cfg["latent_dim"], cfg["beta"]
         self.texture, self.perceptual = cfg["texture"], cfg["perceptual"]
+        self.consistency = cfg["consistency"]
         self.base_filters, self.hidden, self.seed = cfg["base_filters"], cfg["hidden"], cfg["seed"]
         self.encoder, self.decoder = self._build()
         self.history: dict[str, list] = {}
@@ -167,14 +182,17 @@ class VAE:
         g = L.Dense(self.hidden, activation="relu", kernel_initializer=init())(z)
         g = L.Dense(7 * 7 * 2 * f, activation="relu", kernel_initializer=init())(g)
         g = L.Reshape((7, 7, 2 * f))(g)
+        up = dict(kernel_size=3, padding="same", activation="relu")
         if self.decoder_kind in ("upsample", "canvas"):  # bilinear upsampling + convolution: no checkerboard grain
-            up = dict(kernel_size=3, padding="same", activation="relu")
             g = L.Conv2D(2 * f, kernel_initializer=init(), **up)(L.UpSampling2D(interpolation="bilinear")(g))
             g = L.Conv2D(f, kernel_initializer=init(), **up)(L.UpSampling2D(interpolation="bilinear")(g))
+        elif self.decoder_kind == "canvas-lite":  # the second convolution at 14 x 14, then upsampled
+            g = L.Conv2D(2 * f, kernel_initializer=init(), **up)(L.UpSampling2D(interpolation="bilinear")(g))
+            g = L.UpSampling2D(interpolation="bilinear")(L.Conv2D(f, kernel_initializer=init(), **up)(g))
         else:
             g = L.Conv2DTranspose(2 * f, kernel_initializer=init(), **conv)(g)  # 14x14
             g = L.Conv2DTranspose(f, kernel_initializer=init(), **conv)(g)  # 28x28
-        if self.decoder_kind == "canvas":  # + a fixed random field cropped where the latent says
+        if self.decoder_kind.startswith("canvas"):  # + a fixed random field cropped where the latent says
             g = L.Concatenate()([g, _canvas_layer(self.latent_dim, self.seed)(z)])
             g = L.Conv2D(f, 3, padding="same", activation="relu", kernel_initializer=init())(g)
         out = L.Conv2D(IMAGE_SHAPE[-1], 3, padding="same", activation="sigmoid",
@@ -201,7 +219,7 @@ class VAE:
     @staticmethod
     def make_config(latent_dim: int = 4, beta: float = 0.1, base_filters: int = 16,
                     hidden: int = 128, seed: int = 0, texture: float = 0.0, perceptual: float = 0.0,
-                    decoder: str = "transpose") -> dict:
+                    decoder: str = "transpose", consistency: float = 0.0) -> dict:
         """The checked configuration dict of ``VAE(...)`` with these arguments, without building it."""
         for name, v in (("latent_dim", latent_dim), ("base_filters", base_filters),
                         ("hidden", hidden)):
@@ -209,20 +227,21 @@ class VAE:
                 raise VAEError(f"VAE: {name} must be a positive integer, got {v!r}")
         if not isinstance(beta, (int, float, np.number)) or not (math.isfinite(beta) and beta >= 0):
             raise VAEError(f"VAE: beta must be a finite number >= 0, got {beta!r}")
-        for name, v in (("texture", texture), ("perceptual", perceptual)):
+        for name, v in (("texture", texture), ("perceptual", perceptual), ("consistency", consistency)):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v >= 0):
                 raise VAEError(f"VAE: {name} must be a finite number >= 0 (the {name} term's weight), got {v!r}")
         if decoder not in DECODERS:
             raise VAEError(f"VAE: decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         return {"latent_dim": int(latent_dim), "beta": float(beta), "base_filters": int(base_filters),
                 "hidden": int(hidden), "seed": int(seed), "texture": float(texture), "perceptual": float(perceptual),
-                "decoder": decoder}
+                "decoder": decoder, "consistency": float(consistency)}
 
     def config(self) -> dict:
         """The constructor arguments (JSON-able); ``VAE(**vae.config())`` rebuilds the architecture."""
         return {"latent_dim": self.latent_dim, "beta": self.beta,
                 "base_filters": self.base_filters, "hidden": self.hidden, "seed": self.seed,
-                "texture": self.texture, "perceptual": self.perceptual, "decoder": self.decoder_kind}
+                "texture": self.texture, "perceptual": self.perceptual, "decoder": self.decoder_kind,
+                "consistency": self.consistency}
 
     def count_parameters(self) -> int:
         return int(self.encoder.count_params() + self.decoder.count_params())
@@ -378,7 +397,7 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
               perceptual_net: Callable | None = None) -> dict:
     """Train ``vae`` on images ``x`` (uint8 or float [0, 1], ``(N, 28, 28, 4)``); return the history.
 
-    - ``epochs``: default 20 (12 when ``QGAN_FAST=1``).
+    - ``epochs``: default 10 (8 when ``QGAN_FAST=1``).
     - ``batch_size``: default 128, or 32 below 5,000 training images (small sets need more,
       smaller steps: 2,000 tiles x 12 epochs at 32 reconstruct as well as 10,000 x 20 at 128).
     - ``beta``: KL weight; None uses ``vae.beta``; a callable ``beta(epoch) -> float`` gives any
@@ -387,8 +406,9 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
     - ``validation``: a fraction of ``x`` held out (default 0.1, chosen with ``seed``), validation
       images, or None.
     - ``seed``: batch order and the reparameterisation noise (weights are seeded by the VAE).
-    - ``perceptual_net``: for a VAE with a perceptual term, a function from float tiles to the frozen
-      activations to match (e.g. :meth:`qgan_widgets.scores.FeatureExtractor.perceptual_net`).
+    - ``perceptual_net``: for a VAE with a perceptual or class-consistency term, a function from float
+      tiles to the frozen activations to match, or to ``(activations, class logits)`` (the consistency
+      term needs the logits): :meth:`qgan_widgets.scores.FeatureExtractor.perceptual_net` ``(logits=True)``.
     - ``verbose`` prints one line per epoch; ``progress(epoch, logs)`` is called after each epoch.
 
     The history dict has one list per key: ``epoch, beta, loss, recon_mse, kl, val_recon_mse,
@@ -408,10 +428,12 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         raise VAEError(f"train_vae: images must have shape (N, 28, 28, 4), got {x.shape}")
     if len(x) < 2:
         raise VAEError(f"train_vae: at least 2 images are needed, got {len(x)}")
-    if vae.perceptual > 0 and perceptual_net is None:
-        raise VAEError(f"train_vae: this VAE has a perceptual term (weight {vae.perceptual:g}) and needs "
-                       f"perceptual_net=, a function from tiles to the activations to match (the pipeline "
-                       f"passes an auxiliary classifier's: FeatureExtractor.perceptual_net())")
+    uses_net = vae.perceptual > 0 or vae.consistency > 0
+    if uses_net and perceptual_net is None:
+        term = "a perceptual" if vae.perceptual > 0 else "a class-consistency"
+        raise VAEError(f"train_vae: this VAE has {term} term (perceptual {vae.perceptual:g}, consistency "
+                       f"{vae.consistency:g}) and needs perceptual_net=, a function from tiles to the activations "
+                       f"to match (the pipeline passes an auxiliary classifier's: FeatureExtractor.perceptual_net())")
     x_train, x_val = split_validation(x, validation, seed)
     x_train = x_train if x_train.dtype == np.uint8 else to_float(x_train)
     if x_val is not None:
@@ -422,26 +444,57 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
     variables = vae.encoder.trainable_variables + vae.decoder.trainable_variables
     n_values = float(np.prod(IMAGE_SHAPE))
 
-    def losses(xb, training):
+    def net(images):  # (activations, logits or None)
+        out = perceptual_net(images)
+        return tuple(out) if isinstance(out, (tuple, list)) else (out, None)
+
+    if vae.consistency > 0 and net(tf.zeros((1, *IMAGE_SHAPE)))[1] is None:  # said before any tracing
+        raise VAEError("train_vae: this VAE has a class-consistency term and perceptual_net returns no "
+                       "logits; pass FeatureExtractor.perceptual_net(logits=True)")
+
+    def targets(xb):  # what the tile's reconstruction is asked to match, beyond its pixels
+        out = []
+        if vae.texture > 0:
+            out.append(texture_statistics(xb))
+        if uses_net:
+            act, logits = net(xb)
+            out += [act] + ([tf.nn.log_softmax(logits)] if vae.consistency > 0 else [])
+        return tuple(out)
+
+    # The real tiles' targets do not change during training: computed once, not once per epoch.
+    target_fn = tf.function(targets, input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
+    fixed: tuple = ()
+    if vae.texture > 0 or uses_net:
+        chunks = [target_fn(to_float(x_train[i:i + 1024])) for i in range(0, len(x_train), 1024)]
+        fixed = tuple(np.concatenate([c[k].numpy() for c in chunks]) for k in range(len(chunks[0])))
+
+    def losses(xb, tb, training):
         mu, logvar = vae.encoder(xb, training=training)
         logvar = tf.clip_by_value(logvar, -12.0, 8.0)
         u = mu + tf.exp(0.5 * logvar) * noise.normal(tf.shape(mu))
         x_hat = vae.decoder(tf.tanh(u), training=training)
         sse = tf.reduce_sum(tf.square(xb - x_hat), axis=[1, 2, 3])
+        tb = list(tb)
         if vae.texture > 0:  # on the SSE's scale: weight x values x mean squared statistic gap
-            gap = tf.square(texture_statistics(xb) - texture_statistics(x_hat))
+            gap = tf.square(tb.pop(0) - texture_statistics(x_hat))
             sse += vae.texture * n_values * tf.reduce_mean(gap, axis=1)
-        if vae.perceptual > 0:  # feature matching in a frozen auxiliary classifier's activations
-            fx, fh = perceptual_net(xb), perceptual_net(x_hat)
-            sse += vae.perceptual * n_values * tf.reduce_mean(tf.square(fx - fh), axis=list(range(1, fx.shape.rank)))
+        if uses_net:
+            fx, (fh, logits) = tb.pop(0), net(x_hat)
+            if vae.perceptual > 0:  # feature matching in a frozen auxiliary classifier's activations
+                sse += vae.perceptual * n_values * tf.reduce_mean(tf.square(fx - fh),
+                                                                  axis=list(range(1, fx.shape.rank)))
+            if vae.consistency > 0:  # KL(p(class | x) || p(class | x_hat)) in that classifier, nats
+                logp = tb.pop(0)
+                sse += vae.consistency * tf.reduce_sum(tf.exp(logp) * (logp - tf.nn.log_softmax(logits)), axis=1)
         kl = 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - 1.0 - logvar, axis=1)
         return tf.reduce_mean(sse), tf.reduce_mean(kl)
 
     @tf.function(input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32),
+                                  tuple(tf.TensorSpec((None, *f.shape[1:]), tf.float32) for f in fixed),
                                   tf.TensorSpec((), tf.float32)])
-    def train_step(xb, beta_t):
+    def train_step(xb, tb, beta_t):
         with tf.GradientTape() as tape:
-            sse, kl = losses(xb, True)
+            sse, kl = losses(xb, tb, True)
             loss = sse + beta_t * kl
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss, sse, kl
@@ -468,7 +521,7 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         for i in range(0, len(order), batch_size):
             idx = np.sort(order[i:i + batch_size])
             xb = to_float(x_train[idx])
-            out = train_step(xb, np.float32(b))
+            out = train_step(xb, tuple(f[idx] for f in fixed), np.float32(b))
             tot += np.array([float(v) for v in out]) * len(idx)
         tot /= len(order)
         if not np.all(np.isfinite(tot)):

@@ -210,16 +210,19 @@ class FeatureExtractor:
             return np.zeros((0, self.feature_dim)), np.zeros((0, len(CLASS_NAMES)))
         return np.concatenate(feats), np.concatenate(logits)
 
-    def perceptual_net(self):
+    def perceptual_net(self, logits: bool = False):
         """A frozen, differentiable map from float tiles ``(B, 28, 28, 4)`` to the classifier's second
         convolution block (after pooling, ``(B, 7, 7, 2 * base_filters)``): what a VAE's perceptual term
         matches (``VAE(perceptual=w)``; :meth:`qgan_widgets.pipeline.Workspace.prepare` trains a separate
-        auxiliary classifier for it, so the extractor that scores is not the one the VAE was fitted to)."""
+        auxiliary classifier for it, so the extractor that scores is not the one the VAE was fitted to).
+        ``logits=True``: the map returns ``(activations, class logits)``, what a VAE's class-consistency
+        term needs too (``VAE(consistency=w)``)."""
         from qgan_widgets._tf import keras
 
         both = self.classifier
         pooled = [layer for layer in both.layers if isinstance(layer, keras.layers.MaxPooling2D)][-1]
-        net = keras.Model(both.input, pooled.output, name="perceptual_features")
+        net = keras.Model(both.input, [pooled.output, both.output] if logits else pooled.output,
+                          name="perceptual_features")
         net.trainable = False
         return lambda images: net(images, training=False)
 
