@@ -3,6 +3,7 @@ locked controls, refused values, the synchronous path. Small configurations (2 q
 workspace) keep the whole module to about a minute on 2 cores."""
 from __future__ import annotations
 
+import html
 import time
 
 import numpy as np
@@ -114,9 +115,9 @@ def test_invalid_values_are_refused_with_a_visible_message(workspace, tmp_path):
     ex.controls["learning_rate"].value = "-1"
     assert "out of range" in ex.views["message"].value and ex.state.learning_rate == 1e-3
 
-    ex.controls["steps"].value = -5
+    ex.controls["steps"].value = "-5"
     assert "steps" in ex.views["message"].value and "too small" in ex.views["message"].value
-    assert ex.state.steps == 12 and ex.controls["steps"].value == 12
+    assert ex.state.steps == 12 and ex.controls["steps"].value == "12"
 
     ex.controls["entangler"].value = "cry-pairs"  # the 3-qubit pattern, with 2 qubits
     assert "cry-pairs" in ex.views["message"].value and "num_qubits=3" in ex.views["message"].value
@@ -218,12 +219,47 @@ def test_pause_resume_and_stop_while_paused(workspace, tmp_path):
     assert latest_checkpoint(ex.state.run_dir).name == f"step-{ex.state.step:06d}"
 
 
+def test_typed_values_are_read_or_refused_never_changed_in_silence(workspace, tmp_path):
+    """Issue 17's inputs: a number box in the browser turned "2.5" steps into 25 and "1e3" into 13,
+    slider fields clamped 99 qubits to 12 without a word, the critic slider stopped at 256 and a
+    learning rate of 1e-30 was taken. Every refused or adjusted value now says so."""
+    from qgan_widgets.widgets.explorer import HELP, SLIDERS
+
+    ex = make(workspace, tmp_path)
+    msg = lambda: html.unescape(ex.views["message"].value)  # noqa: E731
+    ex.controls["steps"].value = "2.5"
+    assert "not a whole number" in msg() and ex.state.steps == 12 and ex.controls["steps"].value == "12"
+    ex.controls["steps"].value = "1e3"
+    assert ex.state.steps == 1000 and "read '1e3' as 1000" in msg() and ex.controls["steps"].value == "1000"
+    ex.entries["num_qubits"].value = "99"  # typed beside the slider: refused, not clamped
+    assert "qubits: 99 is too large" in msg() and ex.state.num_qubits == 2
+    assert ex.entries["num_qubits"].value == "2" and ex.controls["num_qubits"].value == 2
+    ex.entries["critic_width"].value = "1024"  # the largest width the code takes
+    assert ex.state.critic_width == 1024 and ex.controls["critic_width"].value == 1024 and msg() == ""
+    ex.controls["critic_width"].value = 64  # dragging the slider updates the box
+    assert ex.entries["critic_width"].value == "64"
+    ex.controls["learning_rate"].value = "1e-30"
+    assert "out of range" in msg() and ex.state.learning_rate == 1e-3
+    ex.controls["learning_rate"].value = "3e-4"
+    assert ex.controls["learning_rate"].value == "3e-4" and msg() == ""  # what was typed stays
+    ex.controls["seed"].value = "7"
+    ex.controls["batch_size"].value = "1"
+    assert ex.state.seed == 7 and "batch size: 1 is too small" in msg() and ex.state.batch_size != 1
+    ex.entries["num_qubits"].value = "1"
+    assert ex.controls["entangler"].disabled and "1 qubit" in ex.controls["entangler"].tooltip
+    ex.entries["num_qubits"].value = "3"
+    assert not ex.controls["entangler"].disabled
+    for name, control in ex.controls.items():  # help on hover, never "null"
+        assert control.tooltip == HELP[name] or name == "entangler", name
+    assert all(ex.entries[n].tooltip == HELP[n] for n in SLIDERS)
+
+
 def test_steps_can_change_during_a_run(workspace, tmp_path):
     ex = make(workspace, tmp_path, steps=5000)
     ex.train()
     wait_for(lambda: ex.state.step >= 1, what="a first step")
     assert not ex.controls["steps"].disabled
-    ex.controls["steps"].value = 6
+    ex.controls["steps"].value = "6"
     assert ex.wait(60)
     assert ex.state.status == "completed" and ex.state.step == ex.state.target_steps
     assert ex.state.step == 6 or ex.state.step == len(ex.state.history) > 6  # past 6 already: one more step

@@ -30,7 +30,8 @@ from qgan_widgets.quantum.circuits import ENTANGLERS
 from qgan_widgets.widgets import plots
 from qgan_widgets.widgets.runner import Runner
 from qgan_widgets.widgets.state import (
-    ACTIVE, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, ExplorerError, ExplorerState, defaults, latent_dim_of, run_key,
+    ACTIVE, LABELS, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, MAX_WIDTH, ExplorerError, ExplorerState, defaults,
+    latent_dim_of, run_key,
 )
 
 __all__ = ["Explorer"]
@@ -43,6 +44,28 @@ _STYLE = {"description_width": "110px"}
 
 def _row() -> W.Layout:
     return W.Layout(width="330px")  # one Layout per widget: hiding one control must not hide others
+
+
+HELP = {
+    "kind": "quantum: the style-based circuit; classical: an MLP of about the same size",
+    "num_qubits": "qubits of the circuit = latent dimensions it outputs (readout z); each one doubles the "
+                  "simulation cost",
+    "num_layers": "layers of RY RZ RY RZ + CRY entanglers; every gate angle is w * noise + b",
+    "entangler": "which qubit pairs the CRY gates connect (none at 1 qubit: nothing to entangle)",
+    "hidden_width": "units in each of the classical generator's two hidden layers",
+    "critic_width": "units per hidden layer of the critic (the capacity the paper varies), 1 to 1024",
+    "learning_rate": "Adam's step size for generator and critic, between 1e-6 and 1 (e.g. 1e-3)",
+    "steps": "generator steps per Train press (a whole number; Train again continues)",
+    "batch_size": "latent vectors per step, 2 to 4096",
+    "seed": "seeds the weights, the noise and the batches: the same seed gives the same run",
+    "view": "samples in true colour (RGB) or as vegetation index (NDVI)",
+}
+"""The help shown when the pointer rests on a control (its tooltip)."""
+SLIDERS = ("num_qubits", "num_layers", "hidden_width", "critic_width")
+"""Integer settings with a slider to drag and a box to type in: a typed value the Explorer cannot take
+is refused with a message, never clamped in silence (a slider's own number field clamps silently)."""
+TYPED = ("learning_rate", "steps", "batch_size", "seed")
+"""Settings typed as text and read by the Explorer (a number box in the browser turns "2.5" into 25)."""
 
 
 class _Renderer:
@@ -222,8 +245,13 @@ class Explorer:
     # -- building --------------------------------------------------------------------------------
     def _build(self) -> None:
         st = self.state
-        def slider(**kw):
-            return W.IntSlider(continuous_update=False, style=_STYLE, layout=_row(), **kw)
+        def slider(**kw):  # no readout: the box beside it takes typed values (see SLIDERS)
+            return W.IntSlider(continuous_update=False, readout=False, style=_STYLE,
+                               layout=W.Layout(width="262px"), **kw)
+
+        def typed(name):
+            return W.Text(value=self._text(name), description=LABELS[name], continuous_update=False,
+                          style=_STYLE, layout=_row())
 
         c = self.controls = {
             "kind": W.ToggleButtons(options=[("quantum", "quantum"), ("classical", "classical")],
@@ -235,12 +263,8 @@ class Explorer:
                                     style=_STYLE, layout=_row()),
             "hidden_width": slider(value=st.hidden_width, min=1, max=max(128, st.hidden_width),
                                    description="hidden width"),
-            "critic_width": slider(value=st.critic_width, min=1, max=max(256, st.critic_width),
-                                   description="critic width"),
-            "learning_rate": W.Text(value=f"{st.learning_rate:g}", description="learning rate",
-                                    continuous_update=False, style=_STYLE, layout=_row()),
-            "steps": W.IntText(value=st.steps, description="steps", continuous_update=False, style=_STYLE,
-                               layout=_row()),
+            "critic_width": slider(value=st.critic_width, min=1, max=MAX_WIDTH, description="critic width"),
+            **{name: typed(name) for name in TYPED},
             "view": W.ToggleButtons(options=[("RGB", "rgb"), ("NDVI", "ndvi")], value=st.view,
                                     description="samples", style={"button_width": "70px", **_STYLE}),
         }
@@ -255,8 +279,16 @@ class Explorer:
         for name, button in b.items():
             button.layout = W.Layout(width={"pause": "92px", "stop": "70px"}.get(name, "80px"))
             button.add_class(f"qgan-{name}")
+        self.entries = {name: W.Text(value=self._text(name), continuous_update=False,
+                                     layout=W.Layout(width="62px", margin="0 0 0 4px")) for name in SLIDERS}
         for name, control in c.items():
             control.add_class(f"qgan-control-{name.replace('_', '-')}")
+            control.tooltip = HELP[name]
+        for name, entry in self.entries.items():
+            entry.add_class(f"qgan-entry-{name.replace('_', '-')}")
+            entry.tooltip = HELP[name]
+        rows = {name: W.HBox([c[name], self.entries[name]], layout=W.Layout(align_items="center"))
+                for name in SLIDERS}
         image = dict(format="png")
         v = self.views = {
             "title": W.HTML("<h2 style='margin:4px 0'>Latent style-QGAN Explorer</h2>"),
@@ -279,8 +311,8 @@ class Explorer:
         plots.draw_placeholder(placeholder, "", "samples from a fixed noise batch appear here at the first "
                                                 "evaluation")
         self._sample_placeholder = plots.to_png(placeholder)
-        left = W.VBox([c["kind"], c["num_qubits"], c["num_layers"], c["entangler"], c["hidden_width"],
-                       c["critic_width"], c["learning_rate"], c["steps"],
+        left = W.VBox([c["kind"], rows["num_qubits"], rows["num_layers"], c["entangler"], rows["hidden_width"],
+                       rows["critic_width"], c["learning_rate"], c["steps"], c["batch_size"], c["seed"],
                        W.HBox([b["train"], b["pause"], b["stop"], b["reset"]]), v["message"]],
                       layout=W.Layout(width="350px", margin="0 16px 0 0"))
         right = W.VBox([v["counts"], v["circuit"]], layout=W.Layout(flex="1", min_width="360px"))
@@ -298,6 +330,8 @@ class Explorer:
         guard = self.views["output"].capture()
         for name, control in self.controls.items():
             control.observe(guard(lambda change, name=name: self._on_control(name, change["new"])), names="value")
+        for name, entry in self.entries.items():
+            entry.observe(guard(lambda change, name=name: self._on_control(name, change["new"])), names="value")
         self.buttons["train"].on_click(guard(lambda _: self._act(self.train)))
         self.buttons["pause"].on_click(guard(lambda _: self._act(
             self.resume if self.state.status == "paused" else self.pause)))
@@ -326,6 +360,11 @@ class Explorer:
         except ExplorerError as err:
             self._show_message(str(err))
             self._sync_control(name)
+            return
+        now = getattr(self.state, name)
+        if isinstance(value, str) and name != "learning_rate" and value.strip() != str(now):
+            self._show_message(f"{LABELS[name]}: read {value.strip()!r} as {now}")  # e.g. 1e3 -> 1000
+            self._sync_control(name)
         else:
             self._show_message("")
 
@@ -348,24 +387,31 @@ class Explorer:
         else:
             self._show_message("")
 
+    def _text(self, name: str) -> str:
+        value = getattr(self.state, name)
+        return f"{value:g}" if name == "learning_rate" else str(value)
+
     def _sync_control(self, name: str) -> None:
         """Show the state's value in the control (after a refused input, or a change from code)."""
         control, value = self.controls[name], getattr(self.state, name)
-        if name == "learning_rate":
+        targets = [(control, value)]
+        if name in TYPED:  # text: leave what the user typed when it already says the value ("3e-4")
             try:
-                if float(control.value) == value:
-                    return
+                same = (float(control.value) if name == "learning_rate" else int(control.value.strip())) == value
             except ValueError:
-                pass
-            value = f"{value:g}"
-        if getattr(control, "max", None) is not None and value > control.max:
-            control.max = value  # e.g. critic_width=512 from code: the slider grows to show it
-        if control.value != value:
-            self._syncing = True
-            try:
-                control.value = value
-            finally:
-                self._syncing = False
+                same = False
+            targets = [] if same else [(control, self._text(name))]
+        if name in SLIDERS:
+            targets.append((self.entries[name], self._text(name)))
+            if value > control.max:
+                control.max = value  # e.g. a width from code beyond the slider: it grows to show it
+        for widget, shown in targets:
+            if widget.value != shown:
+                self._syncing = True
+                try:
+                    widget.value = shown
+                finally:
+                    self._syncing = False
 
     def _show_message(self, text: str) -> None:
         self.views["message"].value = ("" if not text else
@@ -381,7 +427,9 @@ class Explorer:
         status = self.state.status
         active = status in ACTIVE
         for name, control in self.controls.items():
-            control.disabled = active and name in LOCKED_KEYS
+            control.disabled = self._disabled(name)
+            if name in self.entries:
+                self.entries[name].disabled = control.disabled
         b = self.buttons
         b["train"].disabled = active
         b["reset"].disabled = active
@@ -390,12 +438,22 @@ class Explorer:
         b["pause"].description = "Resume" if status == "paused" else "Pause"
         b["pause"].icon = "play" if status == "paused" else "pause"
 
+    def _disabled(self, name: str) -> bool:
+        """Locked while a run is active; the entangler also at 1 qubit (nothing to entangle)."""
+        st = self.state
+        return (st.status in ACTIVE and name in LOCKED_KEYS) or (name == "entangler" and st.num_qubits == 1)
+
     def _render_config(self) -> None:
         st, c = self.state, self.controls
         quantum = st.kind == "quantum"
-        for name in ("num_layers", "entangler"):
-            c[name].layout.display = None if quantum else "none"
-        c["hidden_width"].layout.display = "none" if quantum else None
+        for name in ("num_layers", "entangler", "hidden_width"):
+            shown = quantum != (name == "hidden_width")
+            c[name].layout.display = None if shown else "none"
+            if name in self.entries:
+                self.entries[name].layout.display = c[name].layout.display
+        c["entangler"].disabled = self._disabled("entangler")
+        c["entangler"].tooltip = ("1 qubit: no entangling gates (CRY needs two qubits)" if st.num_qubits == 1
+                                  else HELP["entangler"])
         c["num_qubits"].description = "qubits" if quantum else "latent dim"
         config = st.config()
         gen, critic = st.parameter_counts

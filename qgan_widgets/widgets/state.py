@@ -20,7 +20,7 @@ from qgan_widgets.models.generators import classical_count_parameters
 
 __all__ = ["ExplorerState", "ExplorerError", "defaults", "check_value", "check_config", "CONFIG_KEYS",
            "LOCKED_KEYS", "ACTIVE", "STATUSES", "LABELS", "MAX_QUBITS", "MAX_LAYERS", "MAX_WIDTH",
-           "MAX_STEPS"]
+           "MAX_STEPS", "MIN_LEARNING_RATE"]
 
 
 class ExplorerError(ValueError):
@@ -35,6 +35,7 @@ MAX_QUBITS = 12
 MAX_LAYERS = 8
 MAX_WIDTH = 1024
 MAX_STEPS = 100_000
+MIN_LEARNING_RATE = 1e-6
 KINDS = ("quantum", "classical")
 SAMPLE_VIEWS = ("rgb", "ndvi")
 
@@ -133,8 +134,9 @@ def check_value(name: str, value):
             raise ExplorerError(f"{label}: {number} is too small; the Explorer takes {low} to {high}")
         return number
     number = _as_float(label, value)  # learning_rate
-    if not 0 < number <= 1:
-        raise ExplorerError(f"{label}: {number:g} is out of range; it must be > 0 and <= 1 (e.g. 1e-3)")
+    if not MIN_LEARNING_RATE <= number <= 1:
+        raise ExplorerError(f"{label}: {number:g} is out of range; it must be between {MIN_LEARNING_RATE:g} and 1 "
+                            f"(e.g. 1e-3; below {MIN_LEARNING_RATE:g} the weights barely move in a run)")
     return number
 
 
