@@ -417,3 +417,13 @@ def test_dashboard_notebook_executes_and_shows_the_explorer(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert not [o for o in outputs if o.get("output_type") == "error" or o.get("name") == "stderr"], outputs
+
+
+def test_counts_and_circuit_say_1_qubit_not_1_qubits():
+    from qgan_widgets.widgets import plots
+    from qgan_widgets.widgets.state import defaults
+
+    config = {**defaults(fast=True), "num_qubits": 1, "num_layers": 1}
+    text = plots.counts_html(config, 6, 100) + plots.circuit_html(config)
+    assert "1 qubit x 1 layer," in text and "1 qubits" not in text and "1 layers" not in text
+    assert "3 qubits x 2 layers" in plots.counts_html({**config, "num_qubits": 3, "num_layers": 2}, 30, 100)

@@ -318,7 +318,7 @@ class Explorer:
         right = W.VBox([v["counts"], v["circuit"]], layout=W.Layout(flex="1", min_width="360px"))
         self._app = W.VBox([
             v["title"], v["info"],
-            W.HBox([left, right], layout=W.Layout(align_items="flex-start")),
+            W.HBox([left, right], layout=W.Layout(align_items="flex-start", flex_flow="row wrap")),  # narrow: wraps
             v["status"],
             W.HBox([v["loss"], v["fd"]], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([c["view"], v["samples_caption"]], layout=W.Layout(align_items="center")), v["samples"],

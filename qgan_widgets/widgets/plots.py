@@ -113,6 +113,11 @@ SVG_MAX_GATES = 120
 """Larger circuits are shown as Cirq's text diagram: its SVG takes seconds to draw at that size."""
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 qubit"``, ``"3 qubits"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 @functools.lru_cache(maxsize=64)
 def _quantum_html(num_qubits: int, num_layers: int, entangler: str) -> str:
     import html
@@ -120,7 +125,7 @@ def _quantum_html(num_qubits: int, num_layers: int, entangler: str) -> str:
     from qgan_widgets.quantum import circuits
 
     style = circuits.style_circuit(num_qubits, num_layers, entangler)
-    caption = (f"style circuit: {style.num_qubits} qubits x {style.num_layers} layers, entangler "
+    caption = (f"style circuit: {_count(style.num_qubits, 'qubit')} x {_count(style.num_layers, 'layer')}, entangler "
                f"{html.escape(style.entangler)}, {style.num_gates} parameterised gates; every angle is "
                "w<sub>k</sub> &middot; &xi;<sub>j</sub> + b<sub>k</sub>")
     box = 'style="overflow:auto;max-height:340px;max-width:100%;background:white"'
@@ -156,7 +161,7 @@ def counts_html(config: dict, gen_params: int, critic_params: int) -> str:
 
     d = latent_dim_of(config)
     if config["kind"] == "quantum":
-        detail = (f"quantum: {config['num_qubits']} qubits x {config['num_layers']} layers, "
+        detail = (f"quantum: {_count(config['num_qubits'], 'qubit')} x {_count(config['num_layers'], 'layer')}, "
                   f"{config['entangler']}")
     else:
         detail = f"classical MLP: 2 hidden layers of {config['hidden_width']}"
