@@ -362,3 +362,23 @@ def test_the_verdict_states_the_power(tmp_path):
     assert "power_analysis" in fits["quantum"] and "Power (simulated sweeps on this grid" in " ".join(fits["quantum"]["verdict"])
     skipped = analyze(tmp_path, n_boot=50, plot=False, power_sims=0)["fits"]["quantum"]
     assert "power_analysis" not in skipped
+
+
+def test_a_zero_width_or_mostly_skipped_bootstrap_carries_no_trend():
+    """The quick sweep on the tuned VAE: 3 quantum optima, every bootstrap resample picking the same critics
+    (CI [-0.0314, -0.0314]) and 437 of 1000 resamples unfittable. Its bottom line said 'C_D* shrinks'; a
+    CI that narrow measures the seeds, not the grid: the data cannot tell."""
+    from qgan_widgets.study.analysis import verdict
+
+    fit = optimum.fit_exponential([48, 88, 128], [4545, 4545, 369])
+    base = {"n_distinct_cg": 3, "n_generators": 3, "no_optimum": [], "censored": [],
+            "points": [{"status": "ok"}] * 3, "preferred": "indistinguishable", "delta_aic_power_minus_exp": 1.2}
+    zero = verdict("quantum", {**base, "ci_b": [fit.b, fit.b], "bootstrap": {"n_boot": 1000, "n_valid": 563}},
+                   fit, fit)
+    assert zero[-1].startswith("Bottom line: the data cannot tell") and "zero width" in zero[-1]
+    sparse = verdict("quantum", {**base, "ci_b": [fit.b * 1.5, fit.b * 0.5], "bootstrap": {"n_boot": 1000,
+                                                                                         "n_valid": 300}}, fit, fit)
+    assert "the data cannot tell" in sparse[-1] and "only 300 of 1000" in sparse[-1]
+    firm = verdict("quantum", {**base, "ci_b": [fit.b * 1.5, fit.b * 0.5], "bootstrap": {"n_boot": 1000,
+                                                                                       "n_valid": 990}}, fit, fit)
+    assert "shrinks as C_G grows" in firm[-1]

@@ -176,6 +176,31 @@ def test_diagnostics_flag_saturation_and_poor_reconstruction(tiles):
     assert any("reconstructions are poor" in w for w in d["warnings"])
 
 
+def test_texture_vaes_are_judged_on_block_means(tiles):
+    """A texture VAE paints texture of the right kind, not in the same place: its reconstructions are
+    judged on 7 x 7 block means. Reconstructions that keep the block means and move the texture pass
+    there and fail on pixels."""
+    from qgan_widgets.models import vae_tuning
+
+    x = tiles[1][:40].astype(np.float32) / 255.0
+    blocks = vae_tuning._block_means(x)
+    assert blocks.shape == (40, 4, 4, 4)
+    np.testing.assert_allclose(blocks[0, 0, 0], x[0, :7, :7].mean(axis=(0, 1)), rtol=1e-6)
+    moved = np.flip(x.reshape(40, 4, 7, 4, 7, 4), axis=(2, 4)).reshape(x.shape)  # texture mirrored in each block
+    assert np.allclose(vae_tuning._block_means(moved), blocks, atol=1e-6)
+
+    class Stub(VAE):  # reconstructs each tile with its texture mirrored inside each block
+        def decode(self, z, batch_size=1024):
+            return moved[:len(z)]
+
+    for texture, judged in ((0.0, "of the pixel variance"), (5.0, None)):
+        stub = Stub(latent_dim=2, base_filters=4, texture=texture)
+        d = vae_diagnostics(stub, x)
+        assert d["explained_variance_blocks"] > 0.99 > d["explained_variance"]
+        poor = [w for w in d["warnings"] if "reconstructions are poor" in w]
+        assert (judged in poor[0]) if judged else not poor, poor
+
+
 class _FakeExtractor:
     """Duck-typed extractor: FD on per-band means (enough to exercise the floor column)."""
 

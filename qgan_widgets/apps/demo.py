@@ -21,8 +21,8 @@ With InceptionV3 weights on disk (``--inception-weights``, ``$QGAN_INCEPTION_WEI
 the FID on the RGB bands of the same images, for the floor and both trained generators.
 
 ``DIR`` is ``runs/demo`` (``runs/demo-quick`` with ``--quick``, so the two never overwrite each other).
-``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (about a minute on 2 cores from an
-empty cache; the full one takes about three). Interrupted runs resume from their checkpoints when the demo is run again with
+``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (80-110 s on 2 cores from an empty
+cache; the full one 4.5-5.7 minutes, most of it the tuned VAE's training). Interrupted runs resume from their checkpoints when the demo is run again with
 the same settings. Notebook ``04_training_latent_style_qgan`` walks through the same steps.
 """
 from __future__ import annotations
@@ -238,8 +238,8 @@ def _plot_fd(path: Path, runs: dict, fd_untrained: float, floor: float, extracto
 
 
 SEED_SPREAD = {  # measured: python -m qgan_widgets bench seeds [--quick] (seeds 0-4, stand-in, 2 cores)
-    True: {"fd_generated": (20.95, 37.18), "fd_classical": (25.12, 38.72), "fd_reconstruction_floor": (22.12, 34.78)},
-    False: {"fd_generated": (66.58, 146.3), "fd_classical": (60.55, 142.2), "fd_reconstruction_floor": (61.59, 143.7)},
+    True: {"fd_generated": (2.437, 8.851), "fd_classical": (2.813, 8.617), "fd_reconstruction_floor": (1.206, 8.311)},
+    False: {"fd_generated": (4.554, 13.58), "fd_classical": (2.846, 6.239), "fd_reconstruction_floor": (2.048, 6.837)},
 }
 """Where seeds 0-4 of the default configuration landed on the stand-in: a reader's own run (any seed)
 should fall inside; the demo prints it beside its scores. Scores on real SAT-4 differ."""
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets demo", description=(
         "The main job: data -> VAE -> quantum and classical latent GANs -> FD scores."))
     parser.add_argument("--quick", action="store_true",
-                        help="small configuration, about a minute on 2 cores (default when QGAN_FAST=1)")
+                        help="small configuration, 80-110 s on 2 cores from an empty cache (default when QGAN_FAST=1)")
     parser.add_argument("--out", default=None,
                         help="output directory (default runs/demo, or runs/demo-quick with --quick)")
     parser.add_argument("--data", default=None, metavar="PATH",

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m qgan_widgets sweep", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", help="sweep file (YAML or JSON), or a packaged name: " + ", ".join(PACKAGED))
-    src.add_argument("--quick", action="store_true", help="the small packaged grid: 72 trials, about 5 minutes on 2 cores")
+    src.add_argument("--quick", action="store_true", help="the small packaged grid: 72 trials, about 7 minutes on 2 cores")
     p.add_argument("--out", help="output directory (default runs/sweep-NAME); re-running resumes it")
     p.add_argument("--address", help="connect to this Ray cluster instead of starting one locally")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all cores)")

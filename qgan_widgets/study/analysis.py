@@ -190,9 +190,19 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
         out.append(f"{len(ties)} optima are ties broken towards the smallest critic.")
     if n == 2:
         doubts.append("only 2 capacities")
-    # The bottom line.
+    # The bottom line. A CI of zero width (every resample picks the same critics) or one from fewer than half
+    # of the resamples measures too little to carry a trend: the data cannot tell.
+    degenerate = ci is not None and ci[0] == ci[1] and not flat
+    sparse = bool(boot) and boot.get("n_valid", 0) < 0.5 * boot.get("n_boot", 1)
     if ci is None or ci[0] <= 0 <= ci[1] or flat:
         bottom = "no evidence that the optimal critic size changes with the generator size."
+    elif degenerate or sparse:
+        why = [w for w, on in (("its bootstrap CI has zero width (it measures seed noise, not the critic grid's "
+                                "coarseness)", degenerate),
+                               (f"only {boot.get('n_valid', 0)} of {boot.get('n_boot', 0)} bootstrap resamples could "
+                                "be fitted", sparse)) if on]
+        bottom = (f"the data cannot tell: the fitted b = {b:.3g} ({'grows' if b > 0 else 'shrinks'}) is not a "
+                  f"finding, because {' and '.join(why)}.")
     else:
         trend = "C_D* grows with C_G" if b > 0 else "C_D* shrinks as C_G grows (against the paper's claim)"
         if family_tells in ("exponential", "power"):
@@ -219,7 +229,7 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
                        "the time: this grid cannot answer the question.")
     elif pa.get("note"):
         out.append(f"Power: not estimated ({pa['note']}).")
-    if family_tells in (None, "neither") and n >= 2:
+    if (family_tells in (None, "neither") or degenerate or sparse) and n >= 2:
         bottom += (" What would tell: generator capacities over a wider range (a decade or more), optima inside the "
                    "critic grid, more seeds.")
     return out + [f"Bottom line: {bottom}"]
