@@ -107,7 +107,9 @@ def test_tiny_end_to_end_run(tmp_path, capsys, inception_weights):
                                                                   summary["fd_reconstruction_floor"]))
     assert summary["fd_generated"] > 0.5 * summary["fd_reconstruction_floor"]
     # Issue 14: which VAE, and what the classifier makes of reconstructions and of generated tiles.
-    assert summary["vae"]["latent_dim"] == 4 and summary["vae"]["decoder"] == "transpose"
+    from qgan_widgets.pipeline import FAST_VAE_OPTIONS
+
+    assert summary["vae"]["latent_dim"] == 4 and all(summary["vae"][k] == v for k, v in FAST_VAE_OPTIONS.items())
     assert 0.25 < summary["classifier_accuracy_real"] <= 1 and 0 <= summary["classifier_accuracy_reconstructed"] <= 1
     for key in ("class_histogram_real", "class_histogram_generated", "class_histogram_classical"):
         assert len(summary[key]) == 4 and sum(summary[key]) == pytest.approx(1.0), key

@@ -36,7 +36,7 @@ NOTEBOOKS = (
                      "statistics, putting the real files in place.", 0.3),
     ("02_vae_latent_space", "The VAE that makes the latent space: training, reconstructions, latent "
                             "histograms, the beta lesson (collapse, saturation, reconstruction floor), texture "
-                            "and the tuning study.", 2.1),
+                            "and the tuning study.", 1.3),
     ("03_style_quantum_generator", "The style circuit: anatomy as SVG, the noise-to-angle mapping, "
                                    "parameter counts 10 / 34 / 62, tfq vs qsim (exact and shots), "
                                    "decoherence, barren plateaus, QASM export, backend speed.", 1.0),
@@ -49,7 +49,7 @@ NOTEBOOKS = (
                     "samples.", 0.5),
 )
 """(name, what it teaches, minutes with ``QGAN_FAST=1`` on 2 cores, measured with the VAE already cached;
-about half a minute more for a notebook that has to train it first)."""
+about a minute more for a notebook that has to train it first)."""
 
 
 # ---------------------------------------------------------------------------------------------
