@@ -427,3 +427,10 @@ def test_counts_and_circuit_say_1_qubit_not_1_qubits():
     text = plots.counts_html(config, 6, 100) + plots.circuit_html(config)
     assert "1 qubit x 1 layer," in text and "1 qubits" not in text and "1 layers" not in text
     assert "3 qubits x 2 layers" in plots.counts_html({**config, "num_qubits": 3, "num_layers": 2}, 30, 100)
+
+
+def test_the_page_says_how_long_the_first_train_prepares_in_its_mode():
+    """The tuned VAE made a first workspace take ~1 min (fast) or 4-5 min (full): the page said 'half a minute'."""
+    from qgan_widgets.widgets.runner import prepare_time
+
+    assert prepare_time(True) == "about a minute" and prepare_time(False) == "4-5 minutes"

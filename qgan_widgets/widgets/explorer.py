@@ -28,7 +28,7 @@ import ipywidgets as W
 
 from qgan_widgets.quantum.circuits import ENTANGLERS
 from qgan_widgets.widgets import plots
-from qgan_widgets.widgets.runner import Runner
+from qgan_widgets.widgets.runner import Runner, prepare_time
 from qgan_widgets.widgets.state import (
     ACTIVE, LABELS, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, MAX_WIDTH, ExplorerError, ExplorerState, defaults,
     latent_dim_of, run_key,
@@ -522,5 +522,6 @@ class Explorer:
             f"padding:2px 10px;font-weight:bold'>{st.status}</span> <span class='qgan-status-detail'>{detail}"
             f"</span><div style='color:#444;font-size:12px;margin-top:2px'>{message}</div></div>")
         info = st.data_info or ("Data, VAE and feature extractor are prepared when you first press Train "
-                                "(about half a minute per latent size, then cached).")
+                                f"({prepare_time((self.runner.workspace_options or {}).get('fast'))} per latent "
+                                "size on 2 cores, then cached).")
         self.views["info"].value = f"<div style='font-size:12px;color:#555'>{html.escape(info)}</div>"

@@ -38,6 +38,14 @@ _WORKSPACES: dict[str, object] = {}
 _WORKSPACES_LOCK = threading.Lock()
 
 
+def prepare_time(fast: bool | None = None) -> str:
+    """How long a first workspace of this mode takes on 2 cores (measured: the fast sizes' tuned VAE and
+    classifiers ~50-70 s, the full sizes' 4-5 min; ``fast=None`` follows ``QGAN_FAST``)."""
+    from qgan_widgets import FAST
+
+    return "about a minute" if (FAST if fast is None else fast) else "4-5 minutes"
+
+
 def workspace_for(latent_dim: int, options: dict | None = None, notify: Callable[[str], None] | None = None):
     """A prepared :class:`~qgan_widgets.pipeline.Workspace` for ``latent_dim``, made once per process
     (and per ``options``, cache directory and data path), then reused. ``notify(message)`` is called
@@ -50,7 +58,8 @@ def workspace_for(latent_dim: int, options: dict | None = None, notify: Callable
         if ws is None:
             if notify is not None:
                 notify(f"preparing the VAE for latent dimension {latent_dim}: data, VAE and feature extractor "
-                       "(the first time for this size takes about half a minute; then it is cached)...")
+                       f"(the first time for this size takes {prepare_time(options.get('fast'))} on 2 cores; "
+                       "then it is cached)...")
             from qgan_widgets.pipeline import Workspace
 
             ws = Workspace.prepare(**options)
