@@ -22,7 +22,7 @@ the FID on the RGB bands of the same images, for the floor and both trained gene
 
 ``DIR`` is ``runs/demo`` (``runs/demo-quick`` with ``--quick``, so the two never overwrite each other).
 ``--quick`` (or ``QGAN_FAST=1``) uses the small configuration (80-110 s on 2 cores from an empty
-cache; the full one 4.5-5.7 minutes, most of it the tuned VAE's training). Interrupted runs resume from their checkpoints when the demo is run again with
+cache; the full one 4.4-5.7 minutes, most of it the tuned VAE's training). Interrupted runs resume from their checkpoints when the demo is run again with
 the same settings. Notebook ``04_training_latent_style_qgan`` walks through the same steps.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ Loss per image: sum of squared errors over the 28*28*4 values (a Gaussian decode
 variance 1/2) plus ``beta`` times the KL, plus the texture terms below when asked for.
 ``VAE()``'s own defaults are the plain squared-error VAE (``latent_dim=4``, ``beta=0.1``,
 ``base_filters=16``); :func:`train_vae` uses Adam 1e-3, batch 128 (32 for small sets), 10 epochs
-(8 with ``QGAN_FAST=1``, on a fifth of the tiles). On the stand-in, ``beta=1`` left two of four
+(8 with ``QGAN_FAST=1``). On the stand-in, ``beta=1`` left two of four
 dimensions collapsed and ``beta=0.03`` saturated one; 0.1 uses all four with almost no saturation and
 the same reconstruction error.
 
@@ -48,8 +48,8 @@ optional loss terms and a decoder fix it; :data:`TUNED_VAE` combines them, and i
   random field cropped where the latent says (:func:`_canvas_layer`), so texture comes out irregular.
 
 The real tiles' texture statistics, activations and class probabilities are computed once before
-training, not once per epoch. Training 10,000 tiles for 10 epochs took 182-205 s with
-:data:`TUNED_VAE` on 2 CPU cores, the plain VAE 87-95 s for 20 epochs (``results/vae-tuning/``).
+training, not once per epoch. Training 10,000 tiles for 10 epochs took 205 s with
+:data:`TUNED_VAE` (182 s with consistency 30) on 2 CPU cores, the plain VAE 87-95 s for 20 epochs (``results/vae-tuning/``).
 
 Saved models are a directory with ``config.json`` and Keras HDF5 weights (``encoder.weights.h5``,
 ``decoder.weights.h5``), written atomically (:mod:`qgan_widgets.models.files`); no pickle.
@@ -452,21 +452,21 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         raise VAEError("train_vae: this VAE has a class-consistency term and perceptual_net returns no "
                        "logits; pass FeatureExtractor.perceptual_net(logits=True)")
 
+    @tf.function(input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
     def targets(xb):  # what the tile's reconstruction is asked to match, beyond its pixels
-        out = []
+        out = {}
         if vae.texture > 0:
-            out.append(texture_statistics(xb))
+            out["stats"] = texture_statistics(xb)
         if uses_net:
-            act, logits = net(xb)
-            out += [act] + ([tf.nn.log_softmax(logits)] if vae.consistency > 0 else [])
-        return tuple(out)
+            out["act"], logits = net(xb)
+            if vae.consistency > 0:
+                out["logp"] = tf.nn.log_softmax(logits)
+        return out
 
     # The real tiles' targets do not change during training: computed once, not once per epoch.
-    target_fn = tf.function(targets, input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32)])
-    fixed: tuple = ()
-    if vae.texture > 0 or uses_net:
-        chunks = [target_fn(to_float(x_train[i:i + 1024])) for i in range(0, len(x_train), 1024)]
-        fixed = tuple(np.concatenate([c[k].numpy() for c in chunks]) for k in range(len(chunks[0])))
+    chunks = [targets(to_float(x_train[i:i + 1024])) for i in range(0, len(x_train), 1024)] \
+        if vae.texture > 0 or uses_net else [{}]
+    fixed = {k: np.concatenate([c[k].numpy() for c in chunks]) for k in chunks[0]}
 
     def losses(xb, tb, training):
         mu, logvar = vae.encoder(xb, training=training)
@@ -474,23 +474,22 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         u = mu + tf.exp(0.5 * logvar) * noise.normal(tf.shape(mu))
         x_hat = vae.decoder(tf.tanh(u), training=training)
         sse = tf.reduce_sum(tf.square(xb - x_hat), axis=[1, 2, 3])
-        tb = list(tb)
         if vae.texture > 0:  # on the SSE's scale: weight x values x mean squared statistic gap
-            gap = tf.square(tb.pop(0) - texture_statistics(x_hat))
+            gap = tf.square(tb["stats"] - texture_statistics(x_hat))
             sse += vae.texture * n_values * tf.reduce_mean(gap, axis=1)
         if uses_net:
-            fx, (fh, logits) = tb.pop(0), net(x_hat)
+            fx, (fh, logits) = tb["act"], net(x_hat)
             if vae.perceptual > 0:  # feature matching in a frozen auxiliary classifier's activations
                 sse += vae.perceptual * n_values * tf.reduce_mean(tf.square(fx - fh),
                                                                   axis=list(range(1, fx.shape.rank)))
             if vae.consistency > 0:  # KL(p(class | x) || p(class | x_hat)) in that classifier, nats
-                logp = tb.pop(0)
+                logp = tb["logp"]
                 sse += vae.consistency * tf.reduce_sum(tf.exp(logp) * (logp - tf.nn.log_softmax(logits)), axis=1)
         kl = 0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(logvar) - 1.0 - logvar, axis=1)
         return tf.reduce_mean(sse), tf.reduce_mean(kl)
 
     @tf.function(input_signature=[tf.TensorSpec((None, *IMAGE_SHAPE), tf.float32),
-                                  tuple(tf.TensorSpec((None, *f.shape[1:]), tf.float32) for f in fixed),
+                                  {k: tf.TensorSpec((None, *f.shape[1:]), tf.float32) for k, f in fixed.items()},
                                   tf.TensorSpec((), tf.float32)])
     def train_step(xb, tb, beta_t):
         with tf.GradientTape() as tape:
@@ -521,7 +520,7 @@ def train_vae(vae: VAE, x, epochs: int | None = None, batch_size: int | None = N
         for i in range(0, len(order), batch_size):
             idx = np.sort(order[i:i + batch_size])
             xb = to_float(x_train[idx])
-            out = train_step(xb, tuple(f[idx] for f in fixed), np.float32(b))
+            out = train_step(xb, {k: f[idx] for k, f in fixed.items()}, np.float32(b))
             tot += np.array([float(v) for v in out]) * len(idx)
         tot /= len(order)
         if not np.all(np.isfinite(tot)):

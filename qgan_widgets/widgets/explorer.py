@@ -522,6 +522,6 @@ class Explorer:
             f"padding:2px 10px;font-weight:bold'>{st.status}</span> <span class='qgan-status-detail'>{detail}"
             f"</span><div style='color:#444;font-size:12px;margin-top:2px'>{message}</div></div>")
         info = st.data_info or ("Data, VAE and feature extractor are prepared when you first press Train "
-                                f"({prepare_time((self.runner.workspace_options or {}).get('fast'))} per latent "
+                                f"({prepare_time(self.runner.workspace_options.get('fast'))} per latent "
                                 "size on 2 cores, then cached).")
         self.views["info"].value = f"<div style='font-size:12px;color:#555'>{html.escape(info)}</div>"
