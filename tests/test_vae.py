@@ -348,7 +348,7 @@ def test_vae_study_command_writes_its_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("QGAN_CACHE_DIR", str(tmp_path / "cache"))
     grid = [{"latent_dim": 2, "beta": 0.1, "base_filters": 4},
             {"latent_dim": 2, "beta": 0.1, "base_filters": 4, "texture": 30.0, "perceptual": 10.0, "decoder": "canvas"}]
-    opts = dict(n_train=300, n_test=80, vae_epochs=1, extractor_epochs=1)
+    opts = dict(n_train=300, n_test=80, extractor_epochs=1)
     out, keep = tmp_path / "study", tmp_path / "models"
     table, row = vae_study.run_vae_study(out=out, quick=True, grid=grid, epochs=1, workspace_options=opts,
                                          keep_models=keep, verbose=False)

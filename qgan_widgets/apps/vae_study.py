@@ -116,6 +116,10 @@ def run_vae_study(out=None, quick: bool = False, source=None, seed: int = 0, gri
     out = Path(out or ("runs/vae-study-quick" if quick else "results/vae-tuning"))
     out.mkdir(parents=True, exist_ok=True)
     grid = list(grid or (QUICK_GRID if quick else GRID))
+    unknown = set(workspace_options or {}) - {"n_train", "n_test", "extractor_epochs"}
+    if unknown:
+        raise ValueError(f"run_vae_study: workspace_options takes n_train, n_test and extractor_epochs, "
+                         f"not {', '.join(sorted(unknown))}")
     opts = {"n_train": (FAST_SIZES if quick else FULL_SIZES)[0], "n_test": (FAST_SIZES if quick else FULL_SIZES)[1],
             "extractor_epochs": features.FAST_EPOCHS if quick else features.DEFAULT_EPOCHS, **(workspace_options or {})}
     ds = data.load_dataset(source, n_train=opts["n_train"], n_test=opts["n_test"], seed=seed, verbose=verbose)
