@@ -230,3 +230,30 @@ def test_sqrtm_fallback_refuses_large_imaginary_parts():
     # S1 S2 with a negative eigenvalue: its square root is genuinely complex
     with pytest.raises(MetricError, match="imaginary"):
         metrics._trace_sqrt_product_sqrtm(np.diag([1.0, 1.0]), np.diag([1.0, -4.0]))
+
+
+def test_stability_on_the_excess_over_the_floor():
+    """Judged on the total FD, a floor of 3.5 dilutes a swing of 0.8 around an excess of 1.9 to 15%."""
+    fd = [5.0, 5.8, 5.0, 5.8, 5.4]
+    assert judge_stability(fd).stable
+    st = judge_stability(fd, floor=3.5)
+    assert not st.stable and st.rel_spread == pytest.approx(0.8 / 1.9)
+    assert "the FD's excess over the floor still varies by 42%" in st.reasons[0]
+    # at the floor the excess is near 0: the spread is measured against a tenth of the floor
+    at_floor = [3.50, 3.53, 3.52, 3.50, 3.51]
+    st = judge_stability(at_floor, floor=3.5)
+    assert st.stable and st.rel_spread == pytest.approx(0.03 / 0.35)
+    assert not judge_stability(at_floor, floor=3.5, min_excess_share=0.01)
+    with pytest.raises(MetricError, match="floor must be a finite number"):
+        judge_stability(fd, floor=math.nan)
+
+
+def test_stability_judges_the_critics_losses_not_the_generators():
+    """In a WGAN the generator's loss has a free offset: a large |g_loss| is not instability."""
+    fd = [1.0] * 6
+    calm = [{"step": i, "d_loss": -1.0, "g_loss": 5e3, "w_estimate": 1.0, "grad_norm_g": 9e9} for i in range(50)]
+    assert judge_stability(fd, losses=calm).stable
+    wild = [{**row, "w_estimate": 5e3} for row in calm]
+    st = judge_stability(fd, losses=wild)
+    assert not st.stable and "not bounded" in st.reasons[0]
+    assert metrics.JUDGED_LOSS_KEYS == ("d_loss", "w_estimate")

@@ -215,3 +215,11 @@ def test_tuned_vae_gets_its_own_auxiliary_classifier(ws, monkeypatch):
     monkeypatch.setattr("qgan_widgets.pipeline.train_vae", no_training)
     again = Workspace.prepare(**{**TINY, "vae_options": {**TUNED_VAE, "beta": 0.2}})
     np.testing.assert_allclose(again.real_latents, tuned.real_latents, atol=1e-6)
+
+
+def test_evaluator_adds_kid_when_asked(ws):
+    scores, _ = ws.evaluator(kid=True)(TinyGenerator(), 0)
+    kid = Score.from_dict(scores["scores"]["kid"])
+    assert kid.name == "KID" and kid.value == scores["kid"] and kid.std is not None and kid.std >= 0
+    assert (kid.n_real, kid.n_fake, kid.seed) == (120, 120, 0)
+    assert "kid" not in ws.evaluator()(TinyGenerator(), 0)[0]

@@ -638,3 +638,17 @@ def test_unreadable_run_directories_are_refused_by_name(tmp_path):
         WGANGPTrainer(Toy(), Critic(2, 8, seed=0), real_latents(), cfg, out_dir=tmp_path).train()
     with pytest.raises(rundir.RunDirectoryError, match=str(tmp_path)):
         WGANGPTrainer.resume(tmp_path, real_latents=real_latents())
+
+
+def test_window_scores_are_medians_over_the_judged_evaluations():
+    """A sweep trial's scores: medians over the last evaluations that have each score, and the FD's
+    excess over the reconstruction floor (issue 15), not one noisy final evaluation."""
+    from qgan_widgets.training.trainer import window_scores
+
+    evals = [{"step": s, "fd_latent": 10.0 / s} for s in (1, 2, 3)]  # early: latent FD only
+    evals += [{"step": s, "fd_latent": 0.1 * s, "fd": f, "kid": f / 100} for s, f in ((4, 6.0), (5, 9.0), (6, 5.0))]
+    scores = window_scores(evals, window=3, floor=4.0)
+    assert scores == {"fd_window": 6.0, "fd_excess": 2.0, "fd_latent_window": pytest.approx(0.5),
+                      "kid_window": pytest.approx(0.06)}
+    none = window_scores([{"step": 1, "fd_latent": 1.0}], window=5, floor=None)
+    assert math.isnan(none["fd_window"]) and math.isnan(none["fd_excess"]) and math.isnan(none["kid_window"])

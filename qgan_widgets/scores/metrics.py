@@ -268,6 +268,10 @@ DEFAULT_WINDOW = 5
 """Evaluations at the end of a run that the stability judgement looks at."""
 DEFAULT_MAX_REL_SPREAD = 0.2
 """Largest allowed (max - min) / median of the FD over the window."""
+DEFAULT_MIN_EXCESS_SHARE = 0.1
+"""With a floor, the smallest excess the spread is measured against, as a share of the floor."""
+JUDGED_LOSS_KEYS = ("d_loss", "w_estimate")
+"""The per-step values :func:`judge_stability` checks in history rows: the critic's, not the generator's."""
 DEFAULT_MAX_ABS_LOSS = 1e3
 """Largest allowed absolute critic/generator loss over the window (WGAN losses are unbounded, so
 a run whose losses grow past this is diverging)."""
@@ -300,7 +304,8 @@ class Stability:
 def judge_stability(fd_values, losses=None, window: int = DEFAULT_WINDOW,
                     max_rel_spread: float = DEFAULT_MAX_REL_SPREAD,
                     max_abs_loss: float = DEFAULT_MAX_ABS_LOSS,
-                    max_fd: float | None = None) -> Stability:
+                    max_fd: float | None = None, floor: float | None = None,
+                    min_excess_share: float = DEFAULT_MIN_EXCESS_SHARE) -> Stability:
     """Judge whether a run ended stable.
 
     Stable means all of:
@@ -311,9 +316,18 @@ def judge_stability(fd_values, losses=None, window: int = DEFAULT_WINDOW,
     - if ``max_fd`` is given, the median FD of the window is at most ``max_fd`` ("low": e.g. a
       multiple of the reconstruction floor);
     - if ``losses`` is given (per step: a number, a sequence of numbers, or a dict such as
-      ``WGANGPTrainer.history`` rows, of which the keys containing ``"loss"`` are used), every loss
-      is finite, and over the last ``max(window, len(losses) // 5)`` steps every ``|loss|`` is at
-      most ``max_abs_loss`` (default 1e3).
+      ``WGANGPTrainer.history`` rows, of which the critic's ``d_loss`` and Wasserstein estimate
+      ``w_estimate`` are used, or else every key containing ``"loss"``; the generator's loss is not
+      judged: its offset is free in a WGAN), every value is finite, and over the last
+      ``max(window, len(losses) // 5)`` steps every absolute value is at most ``max_abs_loss``
+      (default 1e3).
+
+    With ``floor`` (the reconstruction floor of the same score), the window is judged on the
+    *excess* over the floor, ``fd - floor``: the spread is ``(max - min) / max(median excess,
+    min_excess_share * floor)``. Judged on the total FD, a floor of 5 dilutes a swing of 4 units
+    around an excess of 2 into "stable"; the ``min_excess_share`` term (default 0.1) keeps a
+    generator that sits at the floor (excess near 0, where the FD estimate's own noise dominates)
+    from being called unstable for noise of a tenth of the floor.
     """
     if window < 2:
         raise MetricError(f"window must be at least 2, got {window}")
@@ -328,10 +342,17 @@ def judge_stability(fd_values, losses=None, window: int = DEFAULT_WINDOW,
             reasons.append(f"the FD is NaN or infinite in the last {window} evaluations")
         else:
             median = float(np.median(tail))
-            spread = float(tail.max() - tail.min()) / max(abs(median), 1e-12)
+            scale = abs(median)
+            if floor is not None:
+                floor = float(floor)
+                if not math.isfinite(floor) or floor < 0:
+                    raise MetricError(f"floor must be a finite number >= 0, got {floor}")
+                scale = max(median - floor, min_excess_share * floor)
+            spread = float(tail.max() - tail.min()) / max(scale, 1e-12)
             result.rel_spread, result.final_fd = spread, float(tail[-1])
             if spread > max_rel_spread:
-                reasons.append(f"the FD still varies by {spread:.0%} over the last {window} "
+                what = "the FD" if floor is None else "the FD's excess over the floor"
+                reasons.append(f"{what} still varies by {spread:.0%} over the last {window} "
                                f"evaluations (allowed {max_rel_spread:.0%})")
             if max_fd is not None and median > max_fd:
                 reasons.append(f"the FD ({_fmt(median)}) is above the allowed {_fmt(max_fd)}")
@@ -356,7 +377,8 @@ def _loss_matrix(losses) -> np.ndarray:
     rows = []
     for row in losses:
         if isinstance(row, dict):
-            row = [v for k, v in row.items() if "loss" in k and v is not None]
+            judged = [k for k in JUDGED_LOSS_KEYS if k in row] or [k for k in row if "loss" in k]
+            row = [row[k] for k in judged if row[k] is not None]
         rows.append(np.atleast_1d(np.asarray(row, dtype=np.float64)))
     if not rows:
         return np.zeros((0, 1))

@@ -33,13 +33,14 @@ from qgan_widgets.study.sweep import SweepConfig, SweepConfigError, count_params
 
 RESULTS, TRIALS = "results.jsonl", "trials.csv"
 LOSS_KEYS = ("d_loss", "g_loss", "w_estimate")
+SCORE_KEYS = ("fd_window", "fd_excess", "fd_latent_window", "kid_window", "n_eval", "extractor")
 SUMMARY_KEYS = ("final_fd", "final_fd_latent", "fd_reconstruction_floor", "stable", "stability_reasons",
-                "rel_spread", "wall_time_s", "steps", "dataset", "message") + LOSS_KEYS
+                "rel_spread", "wall_time_s", "steps", "dataset", "message") + LOSS_KEYS + SCORE_KEYS
 IGNORED_KEYS = ("status", "out_dir", "generator_config")  # summary keys with a record column of another meaning
 COLUMNS = [
     "trial_id", "generator_kind", "generator_label", "generator_params", "critic_width", "critic_depth",
-    "critic_params", "seed", "final_fd", "final_fd_latent", "fd_reconstruction_floor", "stable",
-    "stability_reasons", "rel_spread", *LOSS_KEYS, "wall_time_s", "steps", "train_status", "status", "error",
+    "critic_params", "lr_critic", "seed", "final_fd", "final_fd_latent", "fd_reconstruction_floor", *SCORE_KEYS,
+    "stable", "stability_reasons", "rel_spread", *LOSS_KEYS, "wall_time_s", "steps", "train_status", "status", "error",
     "message", "dataset", "latent_dim", "generator_config", "finished_at",
 ]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
@@ -224,6 +225,7 @@ def make_record(spec: Mapping, params: tuple[int, int], summary: Mapping | None 
         "trial_id": spec["trial_id"], "generator_kind": gen["kind"], "generator_label": generator_label(gen),
         "generator_params": params[0], "critic_width": spec["critic"]["width"],
         "critic_depth": spec["critic"]["depth"], "critic_params": params[1], "seed": spec["seed"],
+        "lr_critic": spec["train"].get("lr_critic"),
         "latent_dim": spec["latent_dim"], "generator_config": json.dumps(gen, sort_keys=True),
         "stable": bool(rec["stable"]) if summary is not None else None,
         "stability_reasons": "; ".join(map(str, reasons)) if isinstance(reasons, (list, tuple)) else (reasons or ""),

@@ -242,7 +242,7 @@ def run_ensemble(generator_config: dict, critic_config: dict | None, train_confi
         result.timings = {k: v / len(results) for k, v in result.timings.items()}  # the member's share
         summary = summarize_run(result, result.status, result.message, generators[s], critics[s], gen_cfgs[s],
                                 crit_cfgs[s], trainer.configs[s], workspace, stability_options, None,
-                                wall / len(results))
+                                wall / len(results), n_eval=(evaluator_options or {}).get("n_samples"))
         summary.update(ensemble_size=len(results), ensemble_wall_time_s=wall)
         summaries.append(summary)
     return summaries

@@ -432,11 +432,14 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
     is the generator's; ``seed`` defaults to train seed + 1). ``workspace``: a prepared
     ``pipeline.Workspace``, else one is prepared with ``workspace_options`` (``latent_dim`` defaults
     to the generator's). Returns a JSON-able dict: status, steps, final_fd (classifier features),
-    final_fd_latent, fd_reconstruction_floor, stable, stability_reasons, rel_spread,
+    final_fd_latent, fd_reconstruction_floor, the window medians of :func:`window_scores` (fd_window,
+    fd_excess, fd_latent_window, kid_window), n_eval (generated tiles per score), extractor, stable,
+    stability_reasons, rel_spread,
     generator_kind, generator_params, critic_width, critic_params, latent_dim, wall_time_s,
     first_step_s, steps_s, eval_s (where the time went), d_loss, g_loss, w_estimate (means over the
     last tenth of the steps), out_dir, message. A diverged run is a result (status "diverged", stable
-    False), not an error.
+    False), not an error. ``stability_options``: :func:`~qgan_widgets.scores.metrics.judge_stability`
+    keywords; ``floor: reconstruction`` judges the FD's excess over this workspace's floor.
     """
     t0 = time.perf_counter()
     cfg = TrainConfig() if train_config is None else TrainConfig.from_dict(train_config)
@@ -451,7 +454,8 @@ def run_training(generator_config: dict, critic_config: dict | None = None,
     except TrainingDiverged as err:
         result, status, message = err.result, "diverged", str(err)
     return summarize_run(result, status, message, generator, critic, gen_cfg, crit_cfg, cfg, workspace,
-                         stability_options, out_dir, time.perf_counter() - t0)
+                         stability_options, out_dir, time.perf_counter() - t0,
+                         n_eval=(evaluator_options or {}).get("n_samples"))
 
 
 def build_models(generator_config: dict, critic_config: dict | None, seed: int) -> tuple:
@@ -490,24 +494,48 @@ def loss_tail(history: Sequence[dict], steps: int) -> dict:
     return {key: (sum(float(r[key]) for r in tail) / len(tail) if tail else None) for key in LOSS_TAIL_KEYS}
 
 
+WINDOW_KEYS = ("fd_window", "fd_excess", "fd_latent_window", "kid_window")
+
+
+def window_scores(evals: Sequence[dict], window: int, floor: float | None) -> dict:
+    """Medians over the last ``window`` evaluations that have each score: ``fd_window`` (image FD),
+    ``fd_excess`` (``fd_window`` minus the reconstruction ``floor``: what the generator adds to what
+    the VAE loses), ``fd_latent_window`` and ``kid_window`` (NaN where a score was never computed).
+    One final evaluation is a noisy sample of a still-moving run; the window median is not."""
+    def median(name):
+        values = [float(e[name]) for e in evals if e.get(name) is not None][-window:]
+        return float(np.median(values)) if values else math.nan
+
+    fd = median("fd")
+    return {"fd_window": fd, "fd_excess": fd - floor if floor is not None else math.nan,
+            "fd_latent_window": median("fd_latent"), "kid_window": median("kid")}
+
+
 def summarize_run(result: TrainResult, status: str, message: str, generator, critic, gen_cfg: dict,
                   crit_cfg: dict, cfg: TrainConfig, workspace, stability_options: dict | None, out_dir,
-                  wall_time_s: float) -> dict:
+                  wall_time_s: float, n_eval: int | None = None) -> dict:
     """The JSON-able summary of one finished run (see :func:`run_training`; ensembles use it per member)."""
     evals = result.evals
     key = "fd" if evals and "fd" in evals[-1] else "fd_latent"
     fd_values = [e.get(key, math.nan) for e in evals]
-    stability = metrics.judge_stability(fd_values, losses=result.history, **(stability_options or {}))
+    floor = getattr(workspace, "floor", None)
+    options = dict(stability_options or {})
+    if options.get("floor") == "reconstruction":  # judge the excess over the workspace's floor
+        options["floor"] = _scalar(floor) if key == "fd" and floor is not None else None
+    stability = metrics.judge_stability(fd_values, losses=result.history, **options)
     reasons = list(stability.reasons)
     if status == "diverged":
         reasons.insert(0, message)
-    floor = getattr(workspace, "floor", None)
     return {
         "status": status,
         "steps": result.steps,
         "final_fd": float(evals[-1].get("fd", math.nan)) if evals else math.nan,
         "final_fd_latent": float(evals[-1].get("fd_latent", math.nan)) if evals else math.nan,
         "fd_reconstruction_floor": _scalar(floor) if floor is not None else None,
+        **window_scores(evals, int(options.get("window", metrics.DEFAULT_WINDOW)),
+                        _scalar(floor) if floor is not None else None),
+        "n_eval": int(n_eval) if n_eval is not None else getattr(workspace, "n_eval", None),
+        "extractor": getattr(getattr(workspace, "extractor", None), "name", None),
         "stable": bool(stability.stable and status != "diverged"),
         "stability_reasons": reasons,
         "rel_spread": stability.rel_spread,
