@@ -70,6 +70,13 @@ def write(tmp_path: Path, text: str, name="sweep.yaml") -> Path:
     ("generators: {classical: {}}\nworkspace: {vae_epochs: 0}\n", "workspace.vae_epochs: expected an integer >= 1"),
     ("generators: {classical: {}}\nworkspace: {fast: maybe}\n", "workspace.fast: expected true or false"),
     ("generators: {classical: {}}\nworkspace: {n_train: 2.5}\n", "workspace.n_train: expected an integer"),
+    ("generators: {classical: {}}\nstability: {floor: lowest}\n", "stability.floor: expected 'reconstruction'"),
+    ("generators: {classical: {}}\nstability: {min_excess_share: -1}\n", "stability.min_excess_share: expected a number >= 0"),
+    ("generators: {classical: {}}\nevaluation: {kid: 3}\n", "evaluation.kid: expected true or false"),
+    ("generators: {classical: {}}\ncritic: {lr_scaling: {exponent: 0.5}}\n", "critic.lr_scaling.reference_width: missing"),
+    ("generators: {classical: {}}\ncritic: {lr_scaling: {reference_width: 32, exponent: 9}}\n",
+     "critic.lr_scaling.exponent: expected a number >= -2 and <= 2"),
+    ("generators: {classical: {}}\ncritic: {lr_scaling: {reference_width: 32, power: 1}}\n", "critic.lr_scaling.power: unknown key"),
 ])
 def test_bad_sweep_files_name_the_file_and_the_key(tmp_path, text, where):
     path = write(tmp_path, text)
@@ -111,6 +118,35 @@ def test_packaged_sweeps_parse_and_have_the_promised_grids():
         assert len(cfg.critic["widths"]) >= 3 and cfg.generators["quantum"]["backend"] == "statevector"
     assert len(paper.trials()) > 2 * len(quick.trials()) and len(paper.seeds) > len(quick.seeds)
     assert paper.train["steps"] > quick.train["steps"]
+
+
+def test_the_study_grid_has_the_range_and_spacing_the_question_needs():
+    """Issue 15: generator capacities over at least a decade per kind at one latent space, critic
+    widths about x sqrt(2) apart, N >= 2,000 tiles per score, the excess judged, seeds in ensembles."""
+    import numpy as np
+
+    study = SweepConfig.from_file("study")
+    for kind in ("quantum", "classical"):
+        caps = sorted({sweepconfig.count_params({"generator": g, "latent_dim": 4, "critic": {"width": 4, "depth": 2}})[0]
+                       for g in study.generator_configs() if g["kind"] == kind})
+        assert len(caps) >= 5 and caps[-1] / caps[0] >= 10, (kind, caps)
+    ratios = np.diff(np.log(study.critic["widths"]))
+    assert np.all(np.abs(ratios - np.log(np.sqrt(2))) < 0.2), study.critic["widths"]
+    assert study.workspace["fast"] is False  # the full sizes: 2,000 evaluation tiles, the default VAE
+    assert study.analysis["rule"]["fd_column"] == "fd_excess" and study.stability["floor"] == "reconstruction"
+    assert study.evaluation["kid"] is True and study.ensemble == len(study.seeds) >= 4
+    assert {t["workspace"]["latent_dim"] for t in study.trials()} == {4}
+
+
+def test_critic_learning_rate_scaling():
+    cfg = SweepConfig(**{**TINY, "critic": {"widths": [4, 16, 64], "depth": 2,
+                                            "lr_scaling": {"reference_width": 16, "exponent": 0.5}},
+                         "train": {**TINY["train"], "lr_critic": 0.002}})
+    rates = {t["critic"]["width"]: t["train"]["lr_critic"] for t in cfg.trials()}
+    assert rates == {4: 0.004, 16: 0.002, 64: 0.001}
+    assert cfg.critic_lr(64) == pytest.approx(0.001)
+    plain = SweepConfig(**TINY)  # no scaling: the trials' settings (and ids) are as before
+    assert all(t["train"] is plain.train for t in plain.trials())
 
 
 def test_trial_ids_are_stable_unique_and_follow_the_config():

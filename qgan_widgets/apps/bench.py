@@ -1,4 +1,4 @@
-"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep``).
+"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep|lr``).
 
 ``bench sweep`` (sweep trials per hour, one by one against ensembles) is :mod:`qgan_widgets.apps.throughput`.
 
@@ -307,7 +307,7 @@ def _generator_main(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qgan_widgets bench generator|host|seeds|sweep [options]``."""
+    """``python -m qgan_widgets bench generator|host|seeds|sweep|lr [options]``."""
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     gen = sub.add_parser("generator", help="forward + gradient steps of the quantum generator, per backend")
@@ -333,9 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--quick", action="store_true", help="the quick demo (default: the full one)")
     seeds.add_argument("--steps", type=int, default=None, help="override the demo's training steps")
     seeds.add_argument("--json", help="write the rows and the spread to this JSON file")
+    from qgan_widgets.apps import lr_pilot
     from qgan_widgets.apps.throughput import add_parser, throughput_main
 
     add_parser(sub)
+    lr_pilot.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.what == "host":
@@ -348,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             return seeds_main(args)
         if args.what == "sweep":
             return throughput_main(args)
+        if args.what == "lr":
+            return lr_pilot.lr_main(args)
         if args.batch < 1 or args.steps < 1 or args.warmup < 0:
             raise ValueError("--batch and --steps must be >= 1 and --warmup >= 0")
         return _generator_main(args)

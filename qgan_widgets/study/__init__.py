@@ -14,12 +14,12 @@ from qgan_widgets.study.optimum import (
     OptimalityRule, ScalingError, Fit, optimal_critic, fit_exponential, fit_power, bootstrap_b,
     compare_fits, fit_box_cox, power_analysis,
 )
-from qgan_widgets.study.analysis import analyze, verdict, plot_scaling
+from qgan_widgets.study.analysis import analyze, verdict, plot_scaling, plot_scores, publish, read_table
 from qgan_widgets.study.runner import RayStartError, run_sweep, run_trial, load_results
 
 __all__ = [
     "SweepConfig", "SweepConfigError", "CONFIG_DIR", "count_params", "generator_label", "latent_dim_of",
     "OptimalityRule", "ScalingError", "Fit", "optimal_critic", "fit_exponential", "fit_power",
-    "bootstrap_b", "compare_fits", "fit_box_cox", "power_analysis", "analyze", "verdict", "plot_scaling", "run_sweep", "run_trial",
+    "bootstrap_b", "compare_fits", "fit_box_cox", "power_analysis", "analyze", "verdict", "plot_scaling", "plot_scores", "publish", "read_table", "run_sweep", "run_trial",
     "load_results",
 ]

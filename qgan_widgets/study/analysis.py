@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qgan_widgets.training.rundir import atomic_write_text
-from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_box_cox, fit_exponential, fit_power, jsonable, optimal_critic, power_analysis
+from qgan_widgets.study.optimum import KINDS, REQUIRED, Fit, OptimalityRule, ScalingError, bootstrap_b, compare_fits, fit_box_cox, fit_exponential, fit_power, jsonable, noise_model, optimal_critic, power_analysis
 
 # --------------------------------------------------------------------------------------------
 # One kind's analysis, the verdict, the plot
@@ -50,8 +50,10 @@ def fit_kind(
     found = opt[np.isfinite(opt["critic_params"].astype(float))]
     censored = found["at_edge"].astype(str) != ""
     have = found[~censored]
+    all_cg = opt["generator_params"].to_numpy(float)
     result: dict[str, Any] = {
         "n_generators": int(len(opt)),
+        "cg_range": [int(all_cg.min()), int(all_cg.max())] if len(all_cg) else None,
         "n_points": int(len(have)),
         "n_distinct_cg": int(have["generator_params"].nunique()),
         "points": [
@@ -227,12 +229,32 @@ def verdict(kind: str, result: Mapping[str, Any], exp_fit: Fit | None, pow_fit: 
             out.append(f"Power (simulated sweeps on this grid with its {noise}): even a growth of ln C_D* by "
                        f"{pa['deltas'][-1]:g} nats across the C_G range is detected only {pa['power'][-1]:.0%} of "
                        "the time: this grid cannot answer the question.")
+        if pa.get("seeds_to_resolve") and pa.get("n_seeds"):
+            out.append(f"Against this noise, telling a critic one nat (a factor e in parameters) from the optimum "
+                       f"takes about {pa['seeds_to_resolve']:,} seeds per grid point (8 (sigma / k)^2); the grid has "
+                       f"{pa['n_seeds']}.")
     elif pa.get("note"):
         out.append(f"Power: not estimated ({pa['note']}).")
     if (family_tells in (None, "neither") or degenerate or sparse) and n >= 2:
-        bottom += (" What would tell: generator capacities over a wider range (a decade or more), optima inside the "
-                   "critic grid, more seeds.")
+        bottom += " What would tell: " + "; ".join(what_would_tell(result)) + "."
     return out + [f"Bottom line: {bottom}"]
+
+
+def what_would_tell(result: Mapping[str, Any]) -> list[str]:
+    """What a kind's result lacks, from its own numbers: the capacity range, censored optima, and the
+    seeds (or a sharper score) that its measured noise calls for."""
+    needs = []
+    span = result.get("cg_range")
+    if span and span[0] > 0 and span[1] / span[0] < 10:
+        needs.append(f"generator capacities over a decade or more (this grid spans a factor {span[1] / span[0]:.2g})")
+    if result.get("censored"):
+        needs.append("optima inside the critic grid (widen it past the censored ones)")
+    pa = result.get("power_analysis") or {}
+    seeds, have = pa.get("seeds_to_resolve"), pa.get("n_seeds")
+    if seeds and have and seeds > have:
+        needs.append(f"a score that rises more sharply with the critic than its seed noise (longer training, more "
+                     f"evaluation tiles) or about {seeds:,} seeds per grid point instead of {have}")
+    return needs or ["more seeds"]
 
 
 def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | None = None, ax=None, path=None,
@@ -291,6 +313,65 @@ def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | 
     return fig
 
 
+def plot_scores(trials: pd.DataFrame, optimum: pd.DataFrame | None = None, rule=None, path=None):
+    """The score the rule ranks (``rule.fd_column``) against critic capacity, one line per generator
+    and one panel per kind: the mean over every finished seed (unstable ones included, as the
+    ``one_se`` rule counts them) with a band of +- one standard error over seeds, and each seed as a
+    faint dot (hollow: unstable). The optimum of ``optimum`` (``optimal_critic``'s table) is ringed.
+    Saves to ``path`` (atomically) if given; returns the figure."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    rule = OptimalityRule.from_value(rule)
+    col = rule.fd_column
+    done = trials[(trials["status"] == "done")] if "status" in trials else trials
+    kinds = [k for k in KINDS if (done["generator_kind"] == k).any()] or list(KINDS[:1])
+    fig = Figure(figsize=(5.2 * len(kinds), 4.2), dpi=110)
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    for ax, kind in zip(axes, kinds):
+        rows = done[done["generator_kind"] == kind]
+        gens = rows.drop_duplicates("generator_label").sort_values("generator_params")
+        cmap = colormaps["viridis"]
+        for i, (_, gen) in enumerate(gens.iterrows()):
+            color = cmap(i / max(1, len(gens) - 1))
+            g = rows[rows["generator_label"] == gen["generator_label"]]
+            stats = g.groupby("critic_params")[col].agg(["mean", "std", "count"]).sort_index()
+            x = stats.index.to_numpy(float)
+            se = (stats["std"] / np.sqrt(stats["count"])).fillna(0.0).to_numpy(float)
+            ax.plot(x, stats["mean"], color=color, lw=1.5,
+                    label=f"{gen['generator_label']} (C_G={int(gen['generator_params'])})")
+            ax.fill_between(x, stats["mean"] - se, stats["mean"] + se, color=color, alpha=0.2, lw=0)
+            stable = g["stable"].astype(str).str.lower().isin(["true", "1"])
+            ax.scatter(g.loc[stable, "critic_params"], g.loc[stable, col], s=6, color=color, alpha=0.5)
+            ax.scatter(g.loc[~stable, "critic_params"], g.loc[~stable, col], s=10, facecolors="none",
+                       edgecolors=color, alpha=0.6, lw=0.7)
+            if optimum is not None and len(optimum):
+                o = optimum[optimum["generator_label"] == gen["generator_label"]]
+                if len(o) and np.isfinite(float(o["critic_params"].iloc[0])):
+                    cp = float(o["critic_params"].iloc[0])
+                    if cp in stats.index:
+                        ax.scatter([cp], [stats.loc[cp, "mean"]], s=90, facecolors="none", edgecolors="red", lw=1.5,
+                                   zorder=4, label="C_D* (rule)" if i == 0 else None)
+        ax.set_xscale("log")
+        ax.set_xlabel("critic capacity C_D (trainable parameters)")
+        ax.set_title(f"{kind} generators")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in axes:
+        if col == "fd_excess":
+            ax.axhline(0.0, color="#c0392b", ls=":", lw=1.0)  # the reconstruction floor
+    axes[0].set_ylabel(f"{BESIDE.get(col, col)}")
+    fig.suptitle(f"{BESIDE.get(col, col)} against critic capacity: mean over seeds ± one SE (band), each seed a dot "
+                 "(hollow: unstable run)" + ("; dotted: the floor" if col == "fd_excess" else ""), fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    return fig
+
+
 def _fmt(v, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "n/a"
@@ -318,7 +399,7 @@ def analyze(
     trials_path = out_dir / "trials.csv"
     if not trials_path.exists():
         raise ScalingError(f"{trials_path}: no trials.csv in {out_dir} (run the sweep first)")
-    trials = pd.read_csv(trials_path)
+    trials = read_table(trials_path)
     sweep = {}
     if (out_dir / "sweep.json").exists():
         sweep = json.loads((out_dir / "sweep.json").read_text())
@@ -333,6 +414,7 @@ def analyze(
             for kind in KINDS}
     fits["rule"] = rule.to_dict()
     fits["rule_description"] = rule.describe()
+    fits["beside"] = beside_scores(trials, rule, optimum)
     tmp_csv = out_dir / ".optimal.csv.tmp"
     optimum.to_csv(tmp_csv, index=False)
     os.replace(tmp_csv, out_dir / "optimal.csv")
@@ -340,11 +422,120 @@ def analyze(
     if plot:
         grid = trials["critic_params"] if "critic_params" in trials else ()
         plot_scaling(optimum, fits, path=out_dir / "scaling.png", critic_grid=grid)
+        if len(trials) and rule.fd_column in trials:
+            plot_scores(trials, optimum, rule, path=out_dir / "scores.png")
     report = render_report(trials, optimum, fits, rule, sweep)
     atomic_write_text(out_dir / "report.md", report)
     if verbose:
         print(report)
     return {"optimum": optimum, "fits": fits, "report": report}
+
+
+def read_table(path) -> pd.DataFrame:
+    """A sweep table (``trials.csv``, ``optimal.csv``), skipping the ``# data: ...`` lines that
+    :func:`publish` puts first."""
+    with open(path) as fh:
+        skip = 0
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            skip += 1
+    return pd.read_csv(path, skiprows=skip)
+
+
+def data_line(trials: pd.DataFrame) -> str:
+    """What a sweep's numbers come from, in one line: the data set(s), stand-in or real, the score's
+    N and extractor (from the trial table)."""
+    names = sorted(trials["dataset"].dropna().astype(str).unique()) if "dataset" in trials else []
+    text = ", ".join(names) or "unknown data"
+    if any("synthetic" in n for n in names):
+        text += " (STAND-IN: the built-in synthetic data, not real SAT-4)"
+    for col, what in (("n_eval", "N={} generated and real tiles per score"), ("extractor", "extractor: {}")):
+        if col in trials and trials[col].notna().any():
+            values = sorted(set(trials[col].dropna().map(lambda v: str(int(v)) if isinstance(v, float) else str(v))))
+            text += "; " + what.format("/".join(values))
+    return text
+
+
+PUBLISHED = ("trials.csv", "optimal.csv", "fit.json", "report.md", "scaling.png", "scores.png", "sweep.json")
+
+
+def publish(out_dir, dest) -> Path:
+    """Copy a sweep's results to ``dest`` (e.g. ``results/capacity-study``) with the data they come
+    from in their first line: ``# data: ...`` in the CSVs, ``"data"`` first in the JSON files, an HTML
+    comment atop ``report.md``. The published ``trials.csv`` re-analyses with :func:`analyze`."""
+    import shutil
+
+    out_dir, dest = Path(out_dir), Path(dest)
+    missing = [n for n in PUBLISHED[:4] if not (out_dir / n).is_file()]
+    if missing:
+        raise ScalingError(f"{out_dir}: no {', '.join(missing)} (run the sweep and its analysis first)")
+    dest.mkdir(parents=True, exist_ok=True)
+    line = data_line(read_table(out_dir / "trials.csv"))
+    for name in PUBLISHED:
+        src = out_dir / name
+        if not src.is_file():
+            continue
+        if name.endswith(".csv"):
+            text = "".join(l for l in src.read_text().splitlines(keepends=True) if not l.startswith("#"))
+            atomic_write_text(dest / name, f"# data: {line}\n" + text)
+        elif name.endswith(".json"):
+            atomic_write_text(dest / name, json.dumps({"data": line, **json.loads(src.read_text())}, indent=2) + "\n")
+        elif name.endswith(".md"):
+            atomic_write_text(dest / name, f"<!-- data: {line} -->\n" + src.read_text())
+        else:
+            shutil.copyfile(src, dest / name)
+    return dest
+
+
+BESIDE = {"fd_window": "image FD (total)", "fd_excess": "image FD excess over the floor",
+          "fd_latent_window": "latent FD", "kid_window": "KID", "final_fd": "final image FD"}
+"""Scores a trial records beside the one its sweep ranks, and their names in the report."""
+
+
+def beside_scores(trials: pd.DataFrame, rule: OptimalityRule, optimum: pd.DataFrame) -> dict:
+    """The same rule applied to the other recorded scores (latent FD, KID): each one's optimum per generator
+    and its seed noise and curvature per kind (:func:`~qgan_widgets.study.optimum.noise_model`), with the
+    ranked score's for comparison. Reported beside the verdict, never instead of it: the ranked score was
+    chosen before the sweep ran."""
+    out = {}
+    for col in [rule.fd_column] + [c for c in ("fd_latent_window", "kid_window") if c != rule.fd_column]:
+        if col not in trials or not np.isfinite(pd.to_numeric(trials[col], errors="coerce")).any():
+            continue
+        alt = OptimalityRule(**{**rule.to_dict(), "fd_column": col})
+        opt = optimum if col == rule.fd_column else optimal_critic(trials, alt)
+        out[col] = {"name": BESIDE.get(col, col), "ranked": col == rule.fd_column,
+                    "optimum": {r.generator_label: (None if not np.isfinite(float(r.critic_params)) else
+                                                    f"{int(r.critic_params)}{' (edge)' if r.at_edge else ''}")
+                                for r in opt.itertuples()},
+                    **{kind: noise_model(trials, kind, alt) for kind in KINDS}}
+    return out
+
+
+def _beside_lines(trials: pd.DataFrame, beside: Mapping) -> list[str]:
+    if len(beside) < 2:
+        return []
+    cols = list(beside)
+    gens = trials.drop_duplicates("generator_label").sort_values(["generator_kind", "generator_params"])
+    rows = [{"generator": g.generator_label, "C_G": int(g.generator_params),
+             **{f"C_D* by {beside[c]['name']}": beside[c]["optimum"].get(g.generator_label) or "none" for c in cols}}
+            for g in gens.itertuples()]
+    noise = []
+    for c in cols:
+        for kind in KINDS:
+            m = beside[c].get(kind) or {}
+            if m.get("sigma") is not None:
+                noise.append({"score": beside[c]["name"] + (" (ranked)" if beside[c]["ranked"] else ""), "kind": kind,
+                              "seed noise sigma": _fmt(m["sigma"]), "curvature k per nat^2": _fmt(m["curvature"]),
+                              "sigma / k": _fmt(m["sigma"] / m["curvature"]) if m.get("curvature") else "n/a",
+                              "seeds to resolve 1 nat": "n/a" if m.get("seeds_to_resolve") is None
+                              else f"{m['seeds_to_resolve']:,}"})
+    return ["## Beside it: the other scores", "",
+            "The same rule on the scores recorded beside the ranked one (the ranked score was fixed before the "
+            "sweep ran; these say what another study could rank on, not what this one found). A score whose seed "
+            "noise is small next to how sharply it rises away from the best critic (small sigma / k) resolves the "
+            "optimum with fewer seeds.", "",
+            markdown_table(pd.DataFrame(rows)), "", markdown_table(pd.DataFrame(noise)) if noise else "", ""]
 
 
 def _empty_trials(rule: OptimalityRule) -> pd.DataFrame:
@@ -422,13 +613,15 @@ def render_report(trials: pd.DataFrame, optimum: pd.DataFrame, fits: Mapping, ru
     for kind in KINDS:
         lines.append(f"**{kind.capitalize()}.** " + " ".join(fits.get(kind, {}).get("verdict", [])))
         lines.append("")
+    lines += _beside_lines(trials, fits.get("beside") or {})
     lines += [
         "Caveats: C_D* can only take the critic sizes in the grid; FD from small samples is biased "
         "upwards and noisy, so the stability judgement and the optimum depend on the evaluation size; "
         "a small sweep (few steps, few seeds) shows whether the pipeline works, not whether the paper's "
         "claim holds at scale.",
         "",
-        "Figure: `scaling.png`. Tables: `trials.csv`, `optimal.csv`. Fits: `fit.json`.",
+        "Figures: `scaling.png` (C_D* against C_G), `scores.png` (the ranked score against critic capacity "
+        "per generator, seed bands). Tables: `trials.csv`, `optimal.csv`. Fits: `fit.json`.",
         "",
     ]
     return "\n".join(lines)

@@ -572,6 +572,29 @@ def _noise_model(grid: _Grid) -> tuple[float, float]:
     return sigma, (float(np.median(ks)) if ks else math.nan)
 
 
+def seeds_to_resolve(sigma: float, curvature: float, nats: float = 1.0) -> int | None:
+    """Seeds per grid point that tell a critic ``nats`` (in ln C_D) from the optimum apart against seed noise
+    ``sigma``, when the score rises as ``curvature * (ln C_D - ln C_D*)^2``: the gap ``k nats^2`` must be two
+    standard errors of a difference of two means, ``2 sigma sqrt(2 / n)``, so ``n >= 8 (sigma / (k nats^2))^2``.
+    None when either is not a positive finite number."""
+    if not (math.isfinite(sigma) and math.isfinite(curvature)) or sigma <= 0 or curvature <= 0:
+        return None
+    return int(math.ceil(8.0 * (sigma / (curvature * nats ** 2)) ** 2))
+
+
+def noise_model(trials: pd.DataFrame, kind: str, rule=None) -> dict:
+    """A kind's measured seed noise ``sigma`` and score curvature ``k`` (see :func:`power_analysis`), the
+    seeds it has per grid point and the seeds that would resolve critics one nat apart."""
+    rule = OptimalityRule.from_value(rule)
+    sub = trials[trials["generator_kind"] == kind]
+    if sub.empty:
+        return {"sigma": None, "curvature": None, "n_seeds": 0, "seeds_to_resolve": None}
+    grid = _grid(sub, rule)
+    sigma, k = _noise_model(grid)
+    return {"sigma": jsonable(sigma), "curvature": jsonable(k), "n_seeds": len(grid.seeds),
+            "seeds_to_resolve": seeds_to_resolve(sigma, k)}
+
+
 def power_analysis(trials: pd.DataFrame, kind: str, rule=None, deltas=DELTAS, law: str = "exponential",
                    n_sims: int = 40, n_boot: int = 40, level: float = 0.95, seed: int = 0,
                    sigma: float | None = None, curvature: float | None = None) -> dict:
@@ -601,7 +624,8 @@ def power_analysis(trials: pd.DataFrame, kind: str, rule=None, deltas=DELTAS, la
     measured = _noise_model(grid)
     sigma = measured[0] if sigma is None else float(sigma)
     k = measured[1] if curvature is None else float(curvature)
-    out.update(sigma=jsonable(sigma), curvature=jsonable(k))
+    out.update(sigma=jsonable(sigma), curvature=jsonable(k), n_seeds=len(grid.seeds),
+               seeds_to_resolve=seeds_to_resolve(sigma, k))
     cg = grid.gens["generator_params"].to_numpy(dtype=float)
     if not (math.isfinite(sigma) and math.isfinite(k)) or np.unique(cg).size < 2:
         out["note"] = ("no seed noise or no score curvature could be measured (one seed, or scores that do not "

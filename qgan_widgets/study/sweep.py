@@ -23,7 +23,8 @@ from qgan_widgets import FAST
 from qgan_widgets.study.optimum import OptimalityRule, ScalingError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-PACKAGED = {"quick": "sweep-quick.yaml", "paper": "sweep-paper.yaml", "tiny": "sweep-tiny.yaml"}
+PACKAGED = {"quick": "sweep-quick.yaml", "study": "sweep-study.yaml", "paper": "sweep-paper.yaml",
+            "tiny": "sweep-tiny.yaml"}
 
 
 class SweepConfigError(ValueError):
@@ -38,7 +39,7 @@ SECTIONS = {  # section -> its keys and defaults (None = no default beyond "abse
     "quantum": {"qubits": [4], "layers": [1], "entangler": ["cry-ring"], "readout": "z",
                 "backend": "statevector", "noise_dim": None, "noise_map": "cyclic"},
     "classical": {"hidden": [[8]], "noise_dim": None, "latent_dim": None},
-    "critic": {"widths": [16], "depth": 2},
+    "critic": {"widths": [16], "depth": 2, "lr_scaling": None},
     "analysis": {"rule": "min_fd", "n_boot": 1000, "level": 0.95, "seed": 0, "power_sims": 40},
 }
 TOP = ("name", "description", "workspace", "generators", "critic", "seeds", "train", "stability",
@@ -107,7 +108,8 @@ VALUE_RULES = {  # the values of the sections passed on to other functions: chec
                   "n_test": _COUNT, "extractor_epochs": _COUNT},
     "stability": {"window": {"minimum": 2, "integer": True}, "max_rel_spread": {"minimum": 0, "open_min": True},
                   "max_abs_loss": {"minimum": 0, "open_min": True},
-                  "max_fd": {"minimum": 0, "open_min": True, "optional": True}},
+                  "max_fd": {"minimum": 0, "open_min": True, "optional": True},
+                  "min_excess_share": {"minimum": 0}},
     "evaluation": {"n_samples": {"minimum": 2, "integer": True, "optional": True},
                    "n_grid": {"minimum": 0, "integer": True}, "seed": {"minimum": 0, "integer": True},
                    "images_from_step": {"minimum": 0, "integer": True}},
@@ -142,7 +144,8 @@ class SweepConfig:
         workspace:  source, latent_dim, fast, seed, vae_epochs        (pipeline.Workspace.prepare)
         generators: quantum: {qubits, layers, entangler, readout, backend, noise_dim, noise_map}
                     classical: {hidden: [[w1, ...], ...], noise_dim, latent_dim}
-        critic:     widths, depth
+        critic:     widths, depth, lr_scaling ({reference_width, exponent}: the critic's learning rate
+                    is train.lr_critic x (reference_width / width) ** exponent; absent: one rate)
         seeds:      [0, 1, ...]
         train:      TrainConfig fields (steps, batch_size, eval_every, ...; the seed is the trial's)
         stability:  keyword arguments of metrics.judge_stability, passed to run_training
@@ -218,6 +221,15 @@ class SweepConfig:
         self.critic = _section(w, "critic", self.critic)
         self.critic["widths"] = _ints(w, "critic.widths", self.critic["widths"])
         self.critic["depth"] = _ints(w, "critic.depth", self.critic["depth"])[0]
+        if self.critic["lr_scaling"] is not None:
+            scaling = _mapping(w, "critic.lr_scaling", self.critic["lr_scaling"])
+            _unknown(w, "critic.lr_scaling.", scaling, ("reference_width", "exponent"))
+            for key in ("reference_width", "exponent"):
+                if key not in scaling:
+                    _fail(w, f"critic.lr_scaling.{key}", "missing (give reference_width and exponent)")
+            _number(w, "critic.lr_scaling.reference_width", scaling["reference_width"], minimum=1, integer=True)
+            _number(w, "critic.lr_scaling.exponent", scaling["exponent"], minimum=-2, maximum=2)
+            self.critic["lr_scaling"] = scaling
         self.seeds = _ints(w, "seeds", self.seeds, minimum=0)
         if len(set(self.seeds)) != len(self.seeds):
             _fail(w, "seeds", f"seeds repeat: {self.seeds}")
@@ -284,12 +296,29 @@ class SweepConfig:
                     out.append({"kind": "classical", "noise_dim": nd, "latent_dim": d, "hidden": list(hidden)})
         return out
 
+    def critic_lr(self, width: int) -> float:
+        """The critic's learning rate at ``width``: ``train.lr_critic`` (TrainConfig's default when
+        absent), scaled by ``critic.lr_scaling`` when the sweep gives one."""
+        from qgan_widgets.training.config import TrainConfig
+
+        base = float(self.train.get("lr_critic", TrainConfig().lr_critic))
+        scaling = self.critic.get("lr_scaling")
+        if not scaling:
+            return base
+        return base * (scaling["reference_width"] / width) ** scaling["exponent"]
+
+    def train_for(self, width: int) -> dict:
+        """The training settings of a trial with critic ``width`` (its own ``lr_critic`` under a scaling)."""
+        if not self.critic.get("lr_scaling"):
+            return self.train
+        return {**self.train, "lr_critic": float(f"{self.critic_lr(width):.4g}")}
+
     def trials(self) -> list[dict]:
         """Every trial as a JSON-able spec with its stable ``trial_id`` (a hash of the rest)."""
         specs = []
         for gen, width, seed in itertools.product(self.generator_configs(), self.critic["widths"], self.seeds):
             spec = {"generator": gen, "critic": {"width": width, "depth": self.critic["depth"]}, "seed": seed,
-                    "latent_dim": latent_dim_of(gen), "train": self.train, "stability": self.stability,
+                    "latent_dim": latent_dim_of(gen), "train": self.train_for(width), "stability": self.stability,
                     "evaluation": self.evaluation,
                     "workspace": {**self.workspace, "latent_dim": latent_dim_of(gen)}}
             blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
@@ -338,7 +367,14 @@ class SweepConfig:
             known = [p for p in inspect.signature(fn).parameters if p not in skip]
             _unknown(self.where, f"{key}.", getattr(self, key), known)
             setattr(self, key, _check_values(self.where, key, getattr(self, key)))
+        floor = self.stability.get("floor", "reconstruction")
+        if floor != "reconstruction" and (isinstance(floor, bool) or not isinstance(floor, (int, float))
+                                          or not math.isfinite(floor) or floor < 0):
+            _fail(self.where, "stability.floor", f"expected 'reconstruction' (the workspace's floor) or a "
+                                                 f"number >= 0, got {floor!r}")
         ev = self.evaluation
+        if not isinstance(ev.get("kid", False), bool):
+            _fail(self.where, "evaluation.kid", f"expected true or false, got {ev['kid']!r}")
         if ev.get("n_samples") is not None and ev.get("n_grid", 16) > ev["n_samples"]:
             _fail(self.where, "evaluation.n_grid", f"{ev['n_grid']} grid tiles need n_samples >= {ev['n_grid']}, "
                                                    f"got n_samples {ev['n_samples']}")
