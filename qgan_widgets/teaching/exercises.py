@@ -498,6 +498,28 @@ QUESTIONS = {
             "d": "more resamples of the same few values still give the same slopes.",
         },
     },
+    "06-excess": {
+        "notebook": "06_capacity_scaling",
+        "question": "The committed study ranks critics by the FD's excess over the reconstruction floor, and "
+                    "judges stability on that excess, not on the total FD. Why?",
+        "options": {
+            "a": "the excess is smaller, so its differences are easier to see",
+            "b": "the floor is the part of the FD no generator can remove (what the VAE loses); judged on the "
+                 "total, a swing that is large for what the generator adds looks small next to the floor",
+            "c": "the excess is an unbiased estimate and the total FD is not",
+            "d": "the ranking changes: subtracting the same floor from every trial reorders the critics",
+        },
+        "correct": "b",
+        "why": "Every trial of a study shares one workspace and so one floor: subtracting it changes no ranking, "
+               "but it changes what 'stable' means. A swing of 2 FD units is 10% of a total of 20 but 100% of an "
+               "excess of 2.",
+        "feedback": {
+            "a": "subtracting a constant does not make differences larger; it makes them readable as a share.",
+            "c": "both carry the FD's small-sample bias; the floor is measured at the same N, which is why it "
+                 "is comparable.",
+            "d": "the floor is the same for every trial of one workspace, so the order stays as it was.",
+        },
+    },
     "07-critic-width": {
         "notebook": "07_explorer",
         "question": "Predict before you train: the same generator against a critic of width 4 and one of width "
