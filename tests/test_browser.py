@@ -1,6 +1,7 @@
 """The classroom web app in a real browser: Voila serves notebooks/dashboard.ipynb on loopback, headless
 Chromium (Debian's ``chromium`` package, driven by Playwright) presses Train and sees the FD plot
-and the sample grid update. A screenshot goes to ``test-artifacts/dashboard.png`` (gitignored;
+and the sample grid update, trains a second run with another critic, finds both in the run table,
+overlays the first's FD curve and downloads the run through Export. A screenshot goes to ``test-artifacts/dashboard.png`` (gitignored;
 ``QGAN_TEST_ARTIFACTS`` moves it). Skipped, saying why, when Chromium or Playwright is missing (CI
 installs Chromium with apt)."""
 from __future__ import annotations
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,35 @@ def test_dashboard_trains_in_a_real_browser(voila_url):
                 page.locator(".qgan-output").inner_text()
             assert not page_errors, page_errors
             assert not train.is_disabled()
+
+            # issue 17: a second run with another critic, the session's table, an overlay, the export
+            entry = page.locator(".qgan-entry-critic-width input")
+            entry.fill("16")
+            entry.press("Enter")
+            page.wait_for_function("() => document.querySelector('.qgan-status-detail') !== null")
+            page.wait_for_timeout(500)
+            train.click()
+            page.wait_for_selector(".qgan-status-pill[data-status='training']", timeout=150_000)
+            page.wait_for_selector(".qgan-status-pill[data-status='completed']", timeout=150_000)
+            page.wait_for_function("() => document.querySelectorAll('.qgan-runs-table tr').length === 3",
+                                   timeout=30_000)  # a header and two runs
+            table = page.locator(".qgan-runs-table").inner_text()
+            assert "#1" in table and "#2" in table and "width 16" in table, table
+            page.wait_for_timeout(1500)
+            fd_second = fd.screenshot()
+            page.locator(".qgan-compare-overlay select").select_option(index=0)  # run #1 over run #2
+            page.wait_for_timeout(2500)
+            assert fd.screenshot() != fd_second, "the overlay did not change the FD plot"
+            page.locator("button.qgan-export").click()
+            link = page.locator("a.qgan-download")
+            link.wait_for(state="visible", timeout=30_000)
+            with page.expect_download(timeout=30_000) as info:
+                link.click()
+            saved = ARTIFACTS / "exported-run.zip"
+            info.value.save_as(str(saved))
+            names = zipfile.ZipFile(saved).namelist()
+            assert {"run.json", "config.json", "metrics.csv", "evals.csv"} <= set(names), names
+            assert not page_errors, page_errors
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

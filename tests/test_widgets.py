@@ -434,3 +434,62 @@ def test_the_page_says_how_long_the_first_train_prepares_in_its_mode():
     from qgan_widgets.widgets.runner import prepare_time
 
     assert prepare_time(True) == "about a minute" and prepare_time(False) == "4-5 minutes"
+
+
+# ------------------------------------------------------------------------------- comparing runs
+def test_runs_are_kept_overlaid_compared_and_exported(workspace, tmp_path):
+    """Issue 17: the session's runs in a table (settings, counts, FD excess over the floor, stability),
+    earlier FD curves over the current one, two runs' samples side by side, a run as a download."""
+    import io
+    import zipfile
+
+    ex = make(workspace, tmp_path)
+    assert "Finished runs are listed here" in ex.views["runs"].value
+    with pytest.raises(ExplorerError, match="no run has ended yet"):
+        ex.export()
+    ex.run_sync(steps=8)
+    first = ex.state.runs[-1]
+    assert first["number"] == 1 and first["steps"] == 8 and first["status"] == "completed"
+    assert first["curve"] == [(4, pytest.approx(ex.state.evals[0]["fd"])), (8, pytest.approx(ex.state.evals[1]["fd"]))]
+    assert first["fd_excess"] == pytest.approx(np.median([fd for _, fd in first["curve"]]) - ex.state.floor)
+    assert first["stable"] in (True, False) and first["samples"].shape == (16, 28, 28, 4)
+    ex.run_sync(steps=4)  # Train again continues the same run: its record is updated, not duplicated
+    assert len(ex.state.runs) == 1 and ex.state.runs[0]["steps"] == 12
+    ex.set(critic_width=16)
+    ex.run_sync(steps=8)
+    assert [r["number"] for r in ex.state.runs] == [1, 2]
+    table = ex.views["runs"].value
+    assert "#1" in table and "#2" in table and "width 16" in table and "FD excess over floor" in table
+    fd_alone = bytes(ex.views["fd"].value)
+    ex.compare_controls["overlay"].value = (1,)
+    assert ex.state.overlay == [1] and ex.flush()
+    assert bytes(ex.views["fd"].value) != fd_alone  # run #1's curve is drawn over run #2's
+    ex.compare(1, 2)
+    assert ex.flush() and ex.views["pair"].layout.display is None and len(ex.views["pair"].value) > 5_000
+    with pytest.raises(ExplorerError, match="there is no run #7"):
+        ex.compare(1, 7)
+    data = ex.export()
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert {"run.json", "config.json", "metrics.csv", "evals.csv"} <= set(names), names
+    assert any(n.startswith("samples_") for n in names) and not any(n.startswith("checkpoints") for n in names)
+    link = ex.views["download"].value
+    assert "download='qgan-run-2-" in link and "data:application/zip;base64," in link
+
+
+def test_presets_train_both_runs_and_compare_them(workspace, tmp_path):
+    from qgan_widgets.widgets import compare
+
+    ex = make(workspace, tmp_path, steps=4)
+    configs = ex.run_preset("critic 4 vs 128", sync=True)
+    assert [c["critic_width"] for c in configs] == [4, 128]
+    assert [r["config"]["critic_width"] for r in ex.state.runs] == [4, 128]
+    assert ex.state.overlay == [1, 2] and "preset 'critic 4 vs 128': runs #1 and #2" in ex.state.message
+    assert ex.flush() and ex.views["pair"].layout.display is None
+    pair = compare.preset_configs("quantum vs classical, equal size", ex.state.config())
+    q, c = (compare.parameter_counts(x)[0] for x in pair)
+    h = pair[1]["hidden_width"]
+    neighbours = [compare.parameter_counts({**pair[1], "hidden_width": w})[0] for w in (h - 1, h + 1) if w >= 1]
+    assert pair[1]["kind"] == "classical" and all(abs(c - q) <= abs(n - q) for n in neighbours)  # the closest size
+    assert [p["num_layers"] for p in compare.preset_configs("layers 1 vs 4", ex.state.config())] == [1, 4]
+    with pytest.raises(ExplorerError, match="preset: 'x' is not one of"):
+        ex.run_preset("x")

@@ -9,6 +9,7 @@ Taught in notebook ``07_explorer``; ``make dashboard`` serves it as a Voila web 
 - :mod:`~qgan_widgets.widgets.plots`: the figures and HTML snippets the views show;
 - :mod:`~qgan_widgets.widgets.runner`: training in a worker thread through the training loop's
   callbacks (pause, stop, continue), workspaces prepared once per latent size;
+- :mod:`~qgan_widgets.widgets.compare`: the session's run table, the presets, a run as a download;
 - :mod:`~qgan_widgets.widgets.explorer`: the controls, the views and the buttons.
 """
 from __future__ import annotations

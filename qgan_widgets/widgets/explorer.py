@@ -27,7 +27,7 @@ from pathlib import Path
 import ipywidgets as W
 
 from qgan_widgets.quantum.circuits import ENTANGLERS
-from qgan_widgets.widgets import plots
+from qgan_widgets.widgets import compare, plots
 from qgan_widgets.widgets.runner import Runner, prepare_time
 from qgan_widgets.widgets.state import (
     ACTIVE, LABELS, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, MAX_WIDTH, ExplorerError, ExplorerState, defaults,
@@ -172,7 +172,8 @@ class Explorer:
             self.runner.describe_workspace(workspace)
         self._build()
         self._renderer = _Renderer({"curves": self._draw_curves, "samples": self._draw_samples,
-                                    "circuit": self._draw_circuit}, paced=("curves", "samples"),
+                                    "circuit": self._draw_circuit, "pair": self._draw_pair},
+                                   paced=("curves", "samples"),
                                    on_error=self._report_error)
         self.views["circuit"].value = "<i style='font-size:12px;color:#777'>drawing the circuit...</i>"
         self._wire()
@@ -242,6 +243,106 @@ class Explorer:
         """The current run's ``WGANGPTrainer`` (None before the first Train and after Reset)."""
         return self.runner.trainer
 
+    # -- comparing runs --------------------------------------------------------------------------
+    def run_preset(self, name: str, sync: bool = False) -> list[dict]:
+        """Train the two runs of preset ``name`` (:data:`~qgan_widgets.widgets.compare.PRESETS`) one after
+        the other from the current settings, each a new run of ``steps`` steps, then overlay the first's FD
+        on the second's and show their samples side by side. In a worker thread (returns at once) unless
+        ``sync``; returns the two settings."""
+        if self.runner.busy:
+            raise ExplorerError("a run is in progress: stop it or wait for it to end before a preset")
+        configs = compare.preset_configs(name, self.state.config())
+        if sync:
+            self._preset(name, configs)
+        else:
+            threading.Thread(target=self._preset, args=(name, configs), name="qgan-explorer-preset",
+                             daemon=True).start()
+        return configs
+
+    def _preset(self, name: str, configs: list[dict]) -> None:
+        done = []
+        for i, config in enumerate(configs):
+            self.runner.reset()
+            self.state.update(**config)
+            self.state.message = f"preset '{name}': run {i + 1} of {len(configs)}"
+            try:
+                self.runner.run_sync()
+            except Exception:
+                return  # shown by the runner (status "error", the messages pane)
+            if self.state.status != "completed":
+                self.state.message = f"preset '{name}' ended after run {i + 1}: the run was {self.state.status}"
+                return
+            done.append(self.state.runs[-1]["number"])
+        self.compare(*done)
+        self.state.message = (f"preset '{name}': runs #{done[0]} and #{done[1]} are overlaid and shown side by "
+                              "side below")
+
+    def compare(self, first: int, second: int) -> None:
+        """Overlay run ``first``'s FD on the plot (with run ``second`` current or overlaid too) and show both
+        runs' last samples side by side (run numbers of the table)."""
+        numbers = {r["number"] for r in self.state.runs}
+        for n in (first, second):
+            if n not in numbers:
+                raise ExplorerError(f"compare: there is no run #{n} (runs: {', '.join(f'#{m}' for m in sorted(numbers))})")
+        k = self.compare_controls
+        self._render_runs()
+        k["overlay"].value = tuple(sorted({first, second}))  # the control sets state.overlay
+        self.state.overlay = sorted({first, second})
+        k["first"].value, k["second"].value = first, second
+        self._renderer.request("pair", urgent=True)
+
+    def export(self, number: int | None = None) -> bytes:
+        """The current run (or run ``number``) as zip bytes (:func:`~qgan_widgets.widgets.compare.export_zip`);
+        also offered as a download link in the dashboard."""
+        runs = self.state.runs
+        if not runs:
+            raise ExplorerError("export: no run has ended yet; train one first")
+        if number is None:
+            current = [r for r in runs if r["run_dir"] == self.state.run_dir]
+            record = current[-1] if current else runs[-1]
+        else:
+            match = [r for r in runs if r["number"] == number]
+            if not match:
+                raise ExplorerError(f"export: there is no run #{number}")
+            record = match[0]
+        data = compare.export_zip(record)
+        name = f"qgan-run-{record['number']}-{Path(record['run_dir']).name or 'explorer'}.zip"
+        self.views["download"].value = compare.download_html(data, name, f"download run #{record['number']}")
+        return data
+
+    def _set_overlay(self, numbers) -> None:
+        self.state.overlay = [int(n) for n in numbers]
+
+    def _render_runs(self) -> None:
+        runs, k = self.state.runs, self.compare_controls
+        self.views["runs"].value = compare.runs_table_html(runs)
+        options = [(r["label"], r["number"]) for r in runs]
+        self._syncing = True
+        try:
+            keep = [n for n in k["overlay"].value if n in {o[1] for o in options}]
+            k["overlay"].options = options
+            k["overlay"].value = tuple(keep)
+            for name, default in (("first", -2), ("second", -1)):
+                old = k[name].value
+                k[name].options = options
+                if old in {o[1] for o in options}:
+                    k[name].value = old
+                elif len(options) >= 2:
+                    k[name].value = options[default][1]
+        finally:
+            self._syncing = False
+        self._renderer.request("pair")
+
+    def _draw_pair(self) -> None:
+        k, runs = self.compare_controls, {r["number"]: r for r in self.state.runs}
+        first, second = runs.get(k["first"].value), runs.get(k["second"].value)
+        view = self.views["pair"]
+        if first is None or second is None or first is second:
+            view.layout.display = "none"
+            return
+        view.value = plots.pair_png(first, second, self.state.view)
+        view.layout.display = None
+
     # -- building --------------------------------------------------------------------------------
     def _build(self) -> None:
         st = self.state
@@ -304,6 +405,31 @@ class Explorer:
             "output": W.Output(layout=W.Layout(border="1px solid #ddd", max_height="180px", overflow="auto",
                                                 width="100%")),
         }
+        v.update({
+            "runs": W.HTML(compare.runs_table_html([])),
+            "pair": W.Image(layout=W.Layout(width="724px", display="none"), **image),
+            "download": W.HTML(),
+        })
+        k = self.compare_controls = {
+            "overlay": W.SelectMultiple(options=[], rows=4, description="overlay FD of", style=_STYLE,
+                                        layout=W.Layout(width="330px")),
+            "first": W.Dropdown(options=[], description="side by side", style=_STYLE, layout=_row()),
+            "second": W.Dropdown(options=[], description="with", style=_STYLE, layout=_row()),
+            "preset": W.Dropdown(options=list(compare.PRESETS), description="preset", style=_STYLE,
+                                 layout=W.Layout(width="400px")),
+        }
+        k["overlay"].tooltip = "earlier runs whose FD curves are drawn over the current one (Ctrl/Cmd-click for several)"
+        k["first"].tooltip = k["second"].tooltip = "two runs whose last sample grids are shown side by side"
+        k["preset"].tooltip = "; ".join(f"{n}: {t}" for n, t in compare.PRESETS.items())
+        for name, control in k.items():
+            control.add_class(f"qgan-compare-{name}")
+        b["preset"] = W.Button(description="Run preset", tooltip="train the preset's two runs one after the "
+                                                                 "other, then compare them")
+        b["export"] = W.Button(description="Export run", tooltip="download the current run: settings, records "
+                                                                 "and sample grids as a zip")
+        for name in ("preset", "export"):
+            b[name].layout = W.Layout(width="110px")
+            b[name].add_class(f"qgan-{name}")
         for name, view in v.items():
             view.add_class(f"qgan-{name.replace('_', '-')}")
         self._figures = {"loss": plots.new_figure(5.5, 3.4), "fd": plots.new_figure(5.5, 3.4)}
@@ -322,6 +448,11 @@ class Explorer:
             v["status"],
             W.HBox([v["loss"], v["fd"]], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([c["view"], v["samples_caption"]], layout=W.Layout(align_items="center")), v["samples"],
+            W.HTML("<b style='font-size:13px'>Compare runs</b>"), v["runs"],
+            W.HBox([k["overlay"], W.VBox([k["first"], k["second"]])], layout=W.Layout(flex_flow="row wrap")),
+            v["pair"],
+            W.HBox([k["preset"], b["preset"]], layout=W.Layout(flex_flow="row wrap", align_items="center")),
+            W.HBox([b["export"], v["download"]], layout=W.Layout(align_items="center")),
             W.HTML("<b style='font-size:12px'>messages and errors</b>"), v["output"],
         ], layout=W.Layout(padding="4px 8px"))
         self._app.add_class("qgan-explorer")
@@ -337,12 +468,20 @@ class Explorer:
             self.resume if self.state.status == "paused" else self.pause)))
         self.buttons["stop"].on_click(guard(lambda _: self._act(self.stop)))
         self.buttons["reset"].on_click(guard(lambda _: self._act(self.reset)))
+        self.buttons["preset"].on_click(guard(lambda _: self._act(
+            lambda: self.run_preset(self.compare_controls["preset"].value))))
+        self.buttons["export"].on_click(guard(lambda _: self._act(self.export)))
+        k = self.compare_controls
+        k["overlay"].observe(guard(lambda ch: self._set_overlay(ch["new"])), names="value")
+        for name in ("first", "second"):
+            k[name].observe(guard(lambda ch: self._renderer.request("pair")), names="value")
         st = self.state
         st.observe(lambda ch: self._sync_control(ch["name"]), names=list(self.controls))
         st.observe(lambda ch: self._render_config(), names=["kind", "num_qubits", "num_layers", "entangler",
                                                               "readout", "hidden_width", "critic_width",
                                                               "critic_depth"])
-        st.observe(lambda ch: self._render_curves(), names=["revision", "floor"])
+        st.observe(lambda ch: self._render_curves(), names=["revision", "floor", "overlay"])
+        st.observe(lambda ch: self._render_runs(), names=["runs"])
         st.observe(lambda ch: self._render_samples(), names=["samples", "view"])
         st.observe(lambda ch: self._render_status(), names=["status", "message", "step", "target_steps",
                                                               "data_info", "run_dir"])
@@ -434,6 +573,8 @@ class Explorer:
         b["train"].disabled = active
         b["reset"].disabled = active
         b["stop"].disabled = not active or status == "stopping"
+        b["preset"].disabled = active
+        b["export"].disabled = active
         b["pause"].disabled = status not in ("training", "paused")
         b["pause"].description = "Resume" if status == "paused" else "Pause"
         b["pause"].icon = "play" if status == "paused" else "pause"
@@ -481,9 +622,11 @@ class Explorer:
     def _draw_curves(self) -> None:
         st = self.state
         history, evals, floor = st.history, st.evals, st.floor
+        chosen = set(st.overlay)
+        overlays = [(r["label"], r["curve"]) for r in st.runs if r["number"] in chosen and r["run_dir"] != st.run_dir]
         with self._render_lock:
             for name, draw in (("loss", lambda fig: plots.draw_losses(fig, history)),
-                               ("fd", lambda fig: plots.draw_fd(fig, evals, floor))):
+                               ("fd", lambda fig: plots.draw_fd(fig, evals, floor, overlays))):
                 fig = self._figures[name]
                 draw(fig)
                 self.views[name].value = plots.to_png(fig)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from qgan_widgets.data import views
 
-__all__ = ["new_figure", "to_png", "draw_losses", "draw_fd", "draw_placeholder", "sample_mosaic", "image_png",
+__all__ = ["new_figure", "to_png", "draw_losses", "draw_fd", "pair_png", "draw_placeholder", "sample_mosaic", "image_png",
            "samples_caption", "circuit_html", "counts_html"]
 
 DPI = 80
@@ -52,14 +52,39 @@ def draw_losses(fig: Figure, history: list[dict]) -> None:
     fig.subplots_adjust(**_MARGINS)
 
 
-def draw_fd(fig: Figure, evals: list[dict], floor: float = math.nan) -> None:
-    """Frechet distances at each evaluation with the reconstruction floor (``views.plot_fd``)."""
-    if not evals:
+def draw_fd(fig: Figure, evals: list[dict], floor: float = math.nan, overlays=()) -> None:
+    """Frechet distances at each evaluation with the reconstruction floor (``views.plot_fd``), and the
+    image FD curves of earlier runs, ``overlays`` = ``[(label, [(step, fd), ...]), ...]``, as thin lines."""
+    overlays = [(label, curve) for label, curve in overlays if curve]
+    if not evals and not overlays:
         draw_placeholder(fig, "Frechet distance", "press Train: FD is measured every few steps")
         return
     fig.clear()
-    views.plot_fd(fig.add_subplot(), evals, floor)
+    ax = fig.add_subplot()
+    views.plot_fd(ax, evals, floor)
+    for i, (label, curve) in enumerate(overlays):
+        steps, fds = zip(*curve)
+        ax.plot(steps, fds, "-", lw=1.0, alpha=0.75, color=f"C{(i + 2) % 10}", label=label)
+    if overlays:
+        ax.legend(fontsize=6, loc="best")
     fig.subplots_adjust(**_MARGINS)
+
+
+def pair_png(first: dict, second: dict, view: str = "rgb") -> bytes:
+    """Two runs' last sample grids side by side (run records of :mod:`qgan_widgets.widgets.compare`),
+    each titled with its run and the step it was drawn at."""
+    fig = new_figure(9.0, 3.0)
+    for i, record in enumerate((first, second)):
+        ax = fig.add_subplot(1, 2, i + 1)
+        ax.set_axis_off()
+        title = f"{record['label']}, step {record['sample_step']}"
+        if record.get("samples") is None:
+            ax.text(0.5, 0.5, "no samples yet", ha="center", va="center", fontsize=9, color="#666")
+        else:
+            ax.imshow(sample_mosaic(record["samples"], view, ncols=4, scale=2), interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.9, wspace=0.05)
+    return to_png(fig)
 
 
 def sample_mosaic(samples, view: str = "rgb", ncols: int = 8, scale: int = 3, gap: int = 2) -> np.ndarray:

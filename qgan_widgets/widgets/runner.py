@@ -297,11 +297,13 @@ class Runner:
                 result = trainer.train(stop_event=self.stop_event)
             except TrainingDiverged as err:
                 self._publish()
+                self._record("diverged", config)
                 self.trainer, self._key, self.result = None, None, err.result
                 self.report_error(f"{err}\n")
                 self._set_status("diverged", f"{err} Train starts a new run.", final=True)
                 return err.result
             self._publish()
+            self._record(result.status, config)
             self.result = result
             fd = result.final_scores.get("fd", math.nan)
             score = f"; FD {fd:.4g} (floor {st.floor:.3g})" if math.isfinite(fd) else ""
@@ -323,6 +325,22 @@ class Runner:
         finally:
             self.stop_event.clear()
             self.resume_event.set()
+
+    def _record(self, status: str, config: dict) -> None:
+        """Keep the run that just ended (or its continuation) in the session's table (``state.runs``)."""
+        from qgan_widgets.widgets.compare import run_record
+
+        st, trainer = self.state, self.trainer
+        runs = list(st.runs)
+        same = [i for i, r in enumerate(runs) if r["run_dir"] == st.run_dir and st.run_dir]
+        number = runs[same[0]]["number"] if same else (max((r["number"] for r in runs), default=0) + 1)
+        record = run_record(number, config, list(st.evals), st.floor, status, trainer.step if trainer else st.step,
+                            st.run_dir, st.samples, st.sample_step)
+        if same:
+            runs[same[0]] = record
+        else:
+            runs.append(record)
+        st.runs = runs
 
     # -- callbacks (in the training thread) ------------------------------------------------------
     def _publish(self) -> None:

@@ -201,6 +201,10 @@ class ExplorerState(HasTraits):
     batch) and ``sample_step``, ``revision`` (bumped whenever the curves change), ``speed`` (steps per second),
     ``run_dir``,
     ``floor`` (the workspace's FD reconstruction floor) and ``data_info``.
+
+    Session traits: ``runs`` (a record per run trained, :func:`qgan_widgets.widgets.compare.run_record`,
+    written by the runner when a run ends) and ``overlay`` (numbers of earlier runs whose FD curves are
+    drawn over the current one).
     """
 
     kind = Unicode("quantum")
@@ -233,6 +237,8 @@ class ExplorerState(HasTraits):
     run_dir = Unicode("")
     floor = Float(math.nan)
     data_info = Unicode("")
+    runs = List()
+    overlay = List()
 
     @validate(*CONFIG_KEYS)
     def _check(self, proposal):
