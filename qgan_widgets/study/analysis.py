@@ -257,6 +257,16 @@ def what_would_tell(result: Mapping[str, Any]) -> list[str]:
     return needs or ["more seeds"]
 
 
+def _save(fig, path):
+    """Save ``fig`` to ``path`` (if given) through a temporary name and ``os.replace``; return it."""
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    return fig
+
+
 def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | None = None, ax=None, path=None,
                  critic_grid: Iterable[float] = ()):
     """``ln C_D*`` against ``C_G`` for both kinds with their exponential (solid) and power-law (dashed) fits.
@@ -305,12 +315,7 @@ def plot_scaling(optimum: pd.DataFrame, fits: Mapping[str, Mapping[str, Any]] | 
     else:
         ax.text(0.5, 0.5, "no generator has an optimal critic", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    return fig
+    return _save(fig, path)
 
 
 def plot_scores(trials: pd.DataFrame, optimum: pd.DataFrame | None = None, rule=None, path=None):
@@ -364,12 +369,7 @@ def plot_scores(trials: pd.DataFrame, optimum: pd.DataFrame | None = None, rule=
     fig.suptitle(f"{BESIDE.get(col, col)} against critic capacity: mean over seeds ± one SE (band), each seed a dot "
                  "(hollow: unstable run)" + ("; dotted: the floor" if col == "fd_excess" else ""), fontsize=9)
     fig.tight_layout()
-    if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    return fig
+    return _save(fig, path)
 
 
 def _fmt(v, digits: int = 3) -> str:
