@@ -494,9 +494,6 @@ def loss_tail(history: Sequence[dict], steps: int) -> dict:
     return {key: (sum(float(r[key]) for r in tail) / len(tail) if tail else None) for key in LOSS_TAIL_KEYS}
 
 
-WINDOW_KEYS = ("fd_window", "fd_excess", "fd_latent_window", "kid_window")
-
-
 def window_scores(evals: Sequence[dict], window: int, floor: float | None) -> dict:
     """Medians over the last ``window`` evaluations that have each score: ``fd_window`` (image FD),
     ``fd_excess`` (``fd_window`` minus the reconstruction ``floor``: what the generator adds to what
@@ -519,9 +516,10 @@ def summarize_run(result: TrainResult, status: str, message: str, generator, cri
     key = "fd" if evals and "fd" in evals[-1] else "fd_latent"
     fd_values = [e.get(key, math.nan) for e in evals]
     floor = getattr(workspace, "floor", None)
+    floor = _scalar(floor) if floor is not None else None
     options = dict(stability_options or {})
     if options.get("floor") == "reconstruction":  # judge the excess over the workspace's floor
-        options["floor"] = _scalar(floor) if key == "fd" and floor is not None else None
+        options["floor"] = floor if key == "fd" else None
     stability = metrics.judge_stability(fd_values, losses=result.history, **options)
     reasons = list(stability.reasons)
     if status == "diverged":
@@ -531,9 +529,8 @@ def summarize_run(result: TrainResult, status: str, message: str, generator, cri
         "steps": result.steps,
         "final_fd": float(evals[-1].get("fd", math.nan)) if evals else math.nan,
         "final_fd_latent": float(evals[-1].get("fd_latent", math.nan)) if evals else math.nan,
-        "fd_reconstruction_floor": _scalar(floor) if floor is not None else None,
-        **window_scores(evals, int(options.get("window", metrics.DEFAULT_WINDOW)),
-                        _scalar(floor) if floor is not None else None),
+        "fd_reconstruction_floor": floor,
+        **window_scores(evals, int(options.get("window", metrics.DEFAULT_WINDOW)), floor),
         "n_eval": int(n_eval) if n_eval is not None else getattr(workspace, "n_eval", None),
         "extractor": getattr(getattr(workspace, "extractor", None), "name", None),
         "stable": bool(stability.stable and status != "diverged"),

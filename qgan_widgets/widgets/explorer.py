@@ -284,10 +284,8 @@ class Explorer:
         for n in (first, second):
             if n not in numbers:
                 raise ExplorerError(f"compare: there is no run #{n} (runs: {', '.join(f'#{m}' for m in sorted(numbers))})")
-        k = self.compare_controls
-        self._render_runs()
+        k = self.compare_controls  # its options follow state.runs (_render_runs observes it)
         k["overlay"].value = tuple(sorted({first, second}))  # the control sets state.overlay
-        self.state.overlay = sorted({first, second})
         k["first"].value, k["second"].value = first, second
         self._renderer.request("pair", urgent=True)
 

@@ -25,6 +25,7 @@ from typing import Callable
 
 from qgan_widgets.training.config import Callback, TrainConfig, TrainingDiverged
 from qgan_widgets.training.trainer import WGANGPTrainer
+from qgan_widgets.widgets.compare import run_record
 from qgan_widgets.widgets.state import (
     ExplorerError, ExplorerState, check_value, critic_config, generator_config, latent_dim_of, run_key,
 )
@@ -328,8 +329,6 @@ class Runner:
 
     def _record(self, status: str, config: dict) -> None:
         """Keep the run that just ended (or its continuation) in the session's table (``state.runs``)."""
-        from qgan_widgets.widgets.compare import run_record
-
         st, trainer = self.state, self.trainer
         runs = list(st.runs)
         same = [i for i, r in enumerate(runs) if r["run_dir"] == st.run_dir and st.run_dir]
