@@ -14,6 +14,7 @@ COMMANDS = {
     "bench": ("qgan_widgets.apps.bench", "benchmarks (e.g. `bench generator`): figures, not tests"),
     "sweep": ("qgan_widgets.apps.sweep", "the capacity-scaling study on Ray"),
     "vae-study": ("qgan_widgets.apps.vae_study", "the VAE tuning study behind the default latent space"),
+    "classroom": ("qgan_widgets.apps.classroom", "serve the Explorer to a class (Voila: warm pool, culling, a cap)"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep|lr``).
+"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep|lr|classroom``).
 
 ``bench sweep`` (sweep trials per hour, one by one against ensembles) is :mod:`qgan_widgets.apps.throughput`.
 
@@ -333,11 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--quick", action="store_true", help="the quick demo (default: the full one)")
     seeds.add_argument("--steps", type=int, default=None, help="override the demo's training steps")
     seeds.add_argument("--json", help="write the rows and the spread to this JSON file")
-    from qgan_widgets.apps import lr_pilot
+    from qgan_widgets.apps import classroom_load, lr_pilot
     from qgan_widgets.apps.throughput import add_parser, throughput_main
 
     add_parser(sub)
     lr_pilot.add_parser(sub)
+    classroom_load.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.what == "host":
@@ -352,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             return throughput_main(args)
         if args.what == "lr":
             return lr_pilot.lr_main(args)
+        if args.what == "classroom":
+            return classroom_load.classroom_main(args)
         if args.batch < 1 or args.steps < 1 or args.warmup < 0:
             raise ValueError("--batch and --steps must be >= 1 and --warmup >= 0")
         return _generator_main(args)

@@ -1,0 +1,199 @@
+"""``python -m qgan_widgets classroom``: the Explorer served to a class from one machine.
+
+One Voila server on one port serves ``notebooks/dashboard.ipynb`` to every student; each page gets
+its own kernel. What a class needs beyond ``voila notebook.ipynb`` (all Voila / Jupyter server
+settings, plus one page):
+
+- **a warm pool**: ``--pool`` kernels pre-started and pre-rendered (Voila's ``preheat_kernel``), so
+  a page renders in seconds instead of waiting for TensorFlow's import;
+- **culling**: a kernel whose page was closed (no connection) and that is idle is shut down after
+  ``--cull-after`` seconds (``MappingKernelManager.cull_idle_timeout`` with ``cull_connected=False``;
+  Voila's own shutdown-on-close request is refused by Voila 0.5, so culling is what frees them);
+- **a cap**: at most ``--max-kernels`` students' kernels at once; the next page gets a friendly
+  "the class is full" page (HTTP 503) that retries by itself, rather than an out-of-memory machine;
+- **the VAE prepared first**: the Explorer's default latent space (data, VAE, classifier) is prepared
+  once before serving (``--no-prepare`` skips it), so students' first Train loads it from the cache
+  instead of every kernel training the same VAE at once;
+- **loopback by default**; bound to any other address it requires a token (``--token``, or one is
+  made and printed with the URL to hand out).
+
+The load test (:mod:`qgan_widgets.apps.classroom_load`, ``bench classroom``) measures it.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_PORT = 8866
+DEFAULT_MAX_KERNELS = 10
+DEFAULT_POOL = 2
+DEFAULT_CULL_AFTER = 30  # seconds a closed page's idle kernel is kept
+CULL_INTERVAL = 10  # seconds between the culler's checks
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
+
+FULL_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{retry}">
+<title>The class is full</title>
+<style>body{{font-family:sans-serif;max-width:36em;margin:4em auto;line-height:1.5}}</style></head>
+<body class="qgan-class-full"><h1>The class is full</h1>
+<p>All {limit} places of this classroom server are taken. This page tries again by itself every
+{retry} seconds; a place frees up about {cull} seconds after someone closes their page.</p>
+<p>Teacher: start the server with a larger <code>--max-kernels</code> if the machine has the memory
+(about 0.4 GiB per student, measured by <code>python -m qgan_widgets bench classroom</code>).</p>
+</body></html>"""
+
+
+def is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        raise ValueError(f"--ip: {ip!r} is not an IP address (use 127.0.0.1 for this machine only, "
+                         f"0.0.0.0 for every interface)") from None
+
+
+def voila_argv(notebook: Path, port: int, ip: str, max_kernels: int, pool: int, cull_after: int,
+               token: str | None) -> list[str]:
+    """Voila's command-line settings for a classroom (see the module docstring)."""
+    argv = [str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={ip}",
+            f"--ClassroomVoila.max_kernels={max_kernels}",
+            f"--MappingKernelManager.cull_idle_timeout={cull_after}",
+            f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, cull_after)}",
+            "--MappingKernelManager.cull_connected=False", "--MappingKernelManager.cull_busy=False",
+            "--VoilaConfiguration.show_tracebacks=False"]
+    if pool > 0:
+        argv += ["--VoilaConfiguration.preheat_kernel=True", f"--VoilaConfiguration.default_pool_size={pool}"]
+    if token:
+        argv.append(f"--Voila.token={token}")
+    return argv
+
+
+def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: int, token: str | None) -> str | None:
+    """Refuse impossible settings with a message naming the option; returns the token to use (one is
+    made when the server is bound beyond loopback without one)."""
+    if not 0 < port < 65536:
+        raise ValueError(f"--port: {port} is not a TCP port (1-65535)")
+    if max_kernels < 1:
+        raise ValueError(f"--max-kernels: {max_kernels} must be at least 1 (one student)")
+    if pool < 0:
+        raise ValueError(f"--pool: {pool} must be 0 (no warm kernels) or more")
+    if cull_after < 5:
+        raise ValueError(f"--cull-after: {cull_after} s is too short (a page reconnecting would lose its kernel); "
+                         f"use at least 5")
+    if token is not None and len(token) < 8:
+        raise ValueError("--token: use at least 8 characters (anyone who can reach the port can guess less)")
+    if not is_loopback(ip) and not token:
+        return secrets.token_urlsafe(16)
+    return token
+
+
+def _classroom_app():
+    """The Voila application with the capacity check (imported late: Voila is a server's import)."""
+    from traitlets import Int
+    from voila.app import Voila
+    from voila.tornado.handler import TornadoVoilaHandler
+
+    class ClassroomHandler(TornadoVoilaHandler):
+        def initialize(self, max_kernels: int, cull_after: int, **kwargs):
+            super().initialize(**kwargs)
+            self.max_kernels, self.cull_after = max_kernels, cull_after
+
+        def students(self) -> int:
+            """Kernels serving pages: all kernels but the warm pool's."""
+            km = self.kernel_manager
+            pooled = km.get_pool_size(self.notebook_path) if hasattr(km, "get_pool_size") else 0
+            return max(0, len(km.list_kernel_ids()) - pooled)
+
+        async def get(self, path=None):
+            if not path and self.students() >= self.max_kernels:
+                self.log.warning("classroom full: %d of %d places taken; refused a page", self.students(),
+                                 self.max_kernels)
+                self.set_status(503)
+                self.set_header("Retry-After", "15")
+                self.set_header("Content-Type", "text/html")
+                self.finish(FULL_PAGE.format(limit=self.max_kernels, retry=15, cull=self.cull_after))
+                return
+            return await super().get(path)
+
+    class ClassroomVoila(Voila):
+        name = "qgan-classroom"
+        max_kernels = Int(DEFAULT_MAX_KERNELS, config=True, help="students' kernels at once; more get 'class full'")
+
+        def init_handlers(self):
+            cull = int(self.config.get("MappingKernelManager", {}).get("cull_idle_timeout", DEFAULT_CULL_AFTER))
+            out = []
+            for handler in super().init_handlers():
+                if len(handler) == 3 and handler[1] is TornadoVoilaHandler:
+                    handler = (handler[0], ClassroomHandler,
+                               {**handler[2], "max_kernels": self.max_kernels, "cull_after": cull})
+                out.append(handler)
+            return out
+
+    return ClassroomVoila
+
+
+PREPARE = ("from qgan_widgets.quantum.circuits import latent_dim_for; "
+           "from qgan_widgets.widgets.runner import workspace_for; from qgan_widgets.widgets.state import defaults; "
+           "d = defaults(); workspace_for(latent_dim_for(d['num_qubits'], d['readout']))")
+
+
+def prepare_default_workspace() -> float:
+    """Prepare (or load from the cache) the workspace the Explorer uses at its default size, in a child
+    process (the server itself never imports TensorFlow). Returns the seconds it took."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", PREPARE], check=True)
+    return time.perf_counter() - t0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default %(default)s)")
+    p.add_argument("--ip", default="127.0.0.1",
+                   help="address to listen on (default %(default)s: this machine only; 0.0.0.0 for a class "
+                        "network, which needs a token)")
+    p.add_argument("--max-kernels", type=int, default=DEFAULT_MAX_KERNELS,
+                   help="students at once; the next page says the class is full (default %(default)s)")
+    p.add_argument("--pool", type=int, default=DEFAULT_POOL,
+                   help="kernels kept started and rendered for the next pages (default %(default)s)")
+    p.add_argument("--cull-after", type=int, default=DEFAULT_CULL_AFTER,
+                   help="seconds a closed page's idle kernel is kept (default %(default)s)")
+    p.add_argument("--token", default=None, help="access token (made and printed when --ip is not loopback)")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="do not prepare the Explorer's default VAE before serving (each first Train then may)")
+    p.add_argument("--notebook", default=str(NOTEBOOK), help="the page to serve (default: the Explorer)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m qgan_widgets classroom",
+                                description="Serve the Explorer to a class from this machine (Voila).")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        token = check_settings(args.port, args.ip, args.max_kernels, args.pool, args.cull_after, args.token)
+        notebook = Path(args.notebook)
+        if not notebook.is_file():
+            raise ValueError(f"--notebook: {notebook} does not exist")
+    except ValueError as exc:
+        print(f"classroom: {exc}", file=sys.stderr)
+        return 2
+    host = "127.0.0.1" if is_loopback(args.ip) else args.ip
+    url = f"http://{host}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"classroom: serving {notebook.name} at {url} to at most {args.max_kernels} students "
+          f"({args.pool} warm kernels; a closed page's kernel ends {args.cull_after} s after it goes idle)",
+          flush=True)
+    if not args.no_prepare:
+        print("classroom: preparing the Explorer's default VAE and classifier (cached after the first time)...",
+              flush=True)
+        print(f"classroom: prepared in {prepare_default_workspace():.0f} s", flush=True)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # the kernels inherit this: glibc's per-thread malloc arenas cost a trained kernel ~60 MB more
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    _classroom_app().launch_instance(
+        argv=voila_argv(notebook, args.port, args.ip, args.max_kernels, args.pool, args.cull_after, token))
+    return 0

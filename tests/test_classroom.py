@@ -1,0 +1,80 @@
+"""The classroom server (``python -m qgan_widgets classroom``): its settings, and a load test of five
+students opening and training at once in headless Chromium (issue 17)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from qgan_widgets.apps import classroom
+from qgan_widgets.apps.classroom_load import find_chromium, format_result, percentile, run_load
+
+ARTIFACTS = Path(os.environ.get("QGAN_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+def test_loopback_needs_no_token_and_other_addresses_get_one():
+    assert classroom.check_settings(8866, "127.0.0.1", 10, 2, 30, None) is None
+    assert classroom.check_settings(8866, "::1", 10, 2, 30, None) is None
+    made = classroom.check_settings(8866, "0.0.0.0", 10, 2, 30, None)
+    assert made and len(made) >= 16
+    assert classroom.check_settings(8866, "0.0.0.0", 10, 2, 30, "my-class-token") == "my-class-token"
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"port": 0}, "--port"), ({"port": 70000}, "--port"), ({"max_kernels": 0}, "--max-kernels"),
+    ({"pool": -1}, "--pool"), ({"cull_after": 1}, "--cull-after"), ({"token": "short"}, "--token"),
+    ({"ip": "class-room"}, "--ip"),
+])
+def test_impossible_settings_are_refused_naming_the_option(kwargs, option):
+    settings = {"port": 8866, "ip": "127.0.0.1", "max_kernels": 10, "pool": 2, "cull_after": 30, "token": None,
+                **kwargs}
+    with pytest.raises(ValueError, match=option):
+        classroom.check_settings(**settings)
+
+
+def test_the_command_refuses_bad_input_without_starting(capsys):
+    assert classroom.main(["--max-kernels", "0"]) == 2
+    assert "--max-kernels" in capsys.readouterr().err
+    assert classroom.main(["--notebook", "/nonexistent/x.ipynb"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_voila_settings_cull_closed_pages_preheat_and_cap():
+    argv = classroom.voila_argv(Path("nb.ipynb"), 9000, "127.0.0.1", 7, 3, 30, None)
+    assert "--MappingKernelManager.cull_idle_timeout=30" in argv
+    assert "--MappingKernelManager.cull_connected=False" in argv  # an open page keeps its kernel
+    assert "--VoilaConfiguration.preheat_kernel=True" in argv and "--VoilaConfiguration.default_pool_size=3" in argv
+    assert "--ClassroomVoila.max_kernels=7" in argv and "--Voila.ip=127.0.0.1" in argv
+    assert not any("token" in a for a in argv)
+    no_pool = classroom.voila_argv(Path("nb.ipynb"), 9000, "0.0.0.0", 7, 0, 30, "tok-123456")
+    assert not any("preheat" in a for a in no_pool) and "--Voila.token=tok-123456" in no_pool
+
+
+def test_percentile_interpolates():
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
+    assert percentile([1.0, 2.0], 0.95) == pytest.approx(1.95)
+    assert percentile([], 0.5) != percentile([], 0.5)  # nan
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_five_students_open_train_and_leave(tmp_path):
+    """Five pages at once on a classroom server capped at five: all render and train, the sixth gets
+    'the class is full', and every student's kernel is culled within 60 s of the pages closing."""
+    if find_chromium() is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium): `apt-get install -y chromium` (CI does)")
+    pytest.importorskip("playwright.async_api", reason="playwright is not installed (`make install`)")
+    pytest.importorskip("voila", reason="voila is not installed (`make install`)")
+    result = run_load(pages=5, train=True, pool=2, cull_after=30, wait_gone=60.0, timeout_s=240.0,
+                      workdir=tmp_path, say=print)
+    print(format_result(result))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "classroom-load.json").write_text(json.dumps(result, indent=1))
+    assert len(result["renders"]) == 5 and len(result["first_samples"]) == 5
+    assert result["full_refused"], "a sixth page was not told the class is full"
+    assert result["kernels_left"] == 0, (result["kernels_left"], (tmp_path / "classroom.log").read_text()[-3000:])
+    assert not result["page_errors"], result["page_errors"]
+    assert result["peak_kernels"] >= 5
+    assert 0 < result["peak_pss_gib"] < 20
