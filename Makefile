@@ -37,6 +37,9 @@ lab: $(STAMP)           ## JupyterLab on the notebooks
 dashboard: $(STAMP)     ## the Explorer as a Voila web app on localhost
 	$(VENV)/bin/voila notebooks/dashboard.ipynb --no-browser
 
+classroom: $(STAMP)     ## the Explorer for a class on this machine (see README: warm pool, culling, a cap)
+	$(PY) -m qgan_widgets classroom
+
 bench: $(STAMP)
 	$(PY) -m qgan_widgets bench generator
 

@@ -19,27 +19,21 @@ from pathlib import Path
 
 import pytest
 
+from qgan_widgets.apps.classroom_load import CHROMIUM_ARGS, find_chromium, free_port
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
 ARTIFACTS = Path(os.environ.get("QGAN_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 def _chromium() -> str:
-    for candidate in (os.environ.get("QGAN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("Chromium not found (/usr/bin/chromium): install Debian's package with "
-                "`apt-get install -y chromium` (CI does) to run the browser test")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium): install Debian's package with "
+                    "`apt-get install -y chromium` (CI does) to run the browser test")
+    return chromium
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
@@ -67,7 +61,7 @@ def voila_url(tmp_path):
     env = {**os.environ, "QGAN_FAST": "1", "JUPYTER_PATH": str(tmp_path / "jupyter"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "PYTHONUNBUFFERED": "1"}
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "voila.log"
     cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--show_tracebacks=True"]

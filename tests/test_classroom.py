@@ -45,6 +45,7 @@ def test_voila_settings_cull_closed_pages_preheat_and_cap():
     argv = classroom.voila_argv(Path("nb.ipynb"), 9000, "127.0.0.1", 7, 3, 30, None)
     assert "--MappingKernelManager.cull_idle_timeout=30" in argv
     assert "--MappingKernelManager.cull_connected=False" in argv  # an open page keeps its kernel
+    assert any(a.endswith("classroom_kernels.ClassroomKernelManager") for a in argv)  # and a loading one
     assert "--VoilaConfiguration.preheat_kernel=True" in argv and "--VoilaConfiguration.default_pool_size=3" in argv
     assert "--ClassroomVoila.max_kernels=7" in argv and "--Voila.ip=127.0.0.1" in argv
     assert not any("token" in a for a in argv)
@@ -78,3 +79,28 @@ def test_five_students_open_train_and_leave(tmp_path):
     assert not result["page_errors"], result["page_errors"]
     assert result["peak_kernels"] >= 5
     assert 0 < result["peak_pss_gib"] < 20
+
+
+def test_a_kernel_no_page_has_reached_is_not_culled_during_its_grace(monkeypatch):
+    """Ten pages at once on two cores: a kernel could be culled before its page connected (measured)."""
+    import asyncio
+    import time
+
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from qgan_widgets.apps.classroom_kernels import ClassroomKernelManager
+
+    culled = []
+
+    async def jupyters_rule(self, kernel_id):
+        culled.append(kernel_id)
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "cull_kernel_if_idle", jupyters_rule)
+    km = ClassroomKernelManager(connect_grace=100.0)
+    km._started["k1"] = km._started["k2"] = time.monotonic()
+    km.notify_connect("k2")
+    asyncio.run(km.cull_kernel_if_idle("k1"))  # never connected, young: kept
+    asyncio.run(km.cull_kernel_if_idle("k2"))  # its page came: Jupyter's rule decides
+    km._started["k1"] -= 200.0
+    asyncio.run(km.cull_kernel_if_idle("k1"))  # never connected but past the grace: Jupyter's rule
+    assert culled == ["k2", "k1"]

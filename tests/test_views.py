@@ -140,3 +140,15 @@ def test_grids_take_row_and_column_labels_and_ndvi_has_its_colour_scale():
     assert len(bars) == 1  # the colour scale, beside the tiles
     rgb = views.plot_grid(x, view="rgb", ncols=3)
     assert not [a for a in rgb.axes if a.get_ylabel()]  # no colour bar for true colour
+
+
+def test_a_log_fd_axis_has_plain_tick_labels():
+    """Issue 17: a log FD axis read "6x10^1"; its labels are plain numbers."""
+    fig, ax = plt.subplots()
+    evals = [{"step": s, "fd": v, "fd_latent": v / 40} for s, v in ((10, 2000.0), (20, 600.0), (30, 60.0))]
+    views.plot_fd(ax, evals, floor=3.0)
+    fig.canvas.draw()
+    assert ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True) if t.get_text()]
+    assert labels and not any("times" in t or "^" in t or "$" in t for t in labels), labels
+    assert any(t in ("10", "100", "1000", "60", "600") for t in labels), labels

@@ -82,6 +82,7 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     assert ex.views["circuit"].value != svg and "3 qubits x 2 layers" in ex.views["circuit"].value
     ex.set(num_qubits=MAX_QUBITS, num_layers=8)  # big: Cirq's text diagram instead of a slow SVG
     assert ex.flush() and "qgan-circuit-text" in ex.views["circuit"].value
+    assert "white-space:pre;" in ex.views["circuit"].value  # a wide diagram scrolls, never wraps
 
     ex.controls["kind"].value = "classical"
     ex.controls["hidden_width"].value = 5

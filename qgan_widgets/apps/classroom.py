@@ -8,7 +8,9 @@ settings, plus one page):
   a page renders in seconds instead of waiting for TensorFlow's import;
 - **culling**: a kernel whose page was closed (no connection) and that is idle is shut down after
   ``--cull-after`` seconds (``MappingKernelManager.cull_idle_timeout`` with ``cull_connected=False``;
-  Voila's own shutdown-on-close request is refused by Voila 0.5, so culling is what frees them);
+  Voila's own shutdown-on-close request is refused by Voila 0.5, so culling is what frees them), but
+  never a kernel no page has connected to yet in its first 3 minutes (a page still loading:
+  :mod:`.classroom_kernels`);
 - **a cap**: at most ``--max-kernels`` students' kernels at once; the next page gets a friendly
   "the class is full" page (HTTP 503) that retries by itself, rather than an out-of-memory machine;
 - **the VAE prepared first**: the Explorer's default latent space (data, VAE, classifier) is prepared
@@ -31,10 +33,11 @@ import time
 from pathlib import Path
 
 DEFAULT_PORT = 8866
-DEFAULT_MAX_KERNELS = 10
+DEFAULT_MAX_KERNELS = 5  # what 2 cores served in bench classroom; 10 at once left pages without controls
 DEFAULT_POOL = 2
 DEFAULT_CULL_AFTER = 30  # seconds a closed page's idle kernel is kept
 CULL_INTERVAL = 10  # seconds between the culler's checks
+CONNECT_GRACE = 180  # seconds a kernel no page has connected to yet is safe from culling
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
 
 FULL_PAGE = """<!doctype html>
@@ -45,7 +48,7 @@ FULL_PAGE = """<!doctype html>
 <p>All {limit} places of this classroom server are taken. This page tries again by itself every
 {retry} seconds; a place frees up about {cull} seconds after someone closes their page.</p>
 <p>Teacher: start the server with a larger <code>--max-kernels</code> if the machine has the memory
-(about 0.4 GiB per student, measured by <code>python -m qgan_widgets bench classroom</code>).</p>
+(about 0.7 GiB and a share of a core per student: <code>python -m qgan_widgets bench classroom</code> measures it).</p>
 </body></html>"""
 
 
@@ -67,6 +70,9 @@ def voila_argv(notebook: Path, port: int, ip: str, max_kernels: int, pool: int, 
             f"--MappingKernelManager.cull_idle_timeout={cull_after}",
             f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, cull_after)}",
             "--MappingKernelManager.cull_connected=False", "--MappingKernelManager.cull_busy=False",
+            "--VoilaConfiguration.multi_kernel_manager_class="
+            "qgan_widgets.apps.classroom_kernels.ClassroomKernelManager",
+            f"--ClassroomKernelManager.connect_grace={CONNECT_GRACE}",
             "--VoilaConfiguration.show_tracebacks=False"]
     if pool > 0:
         argv += ["--VoilaConfiguration.preheat_kernel=True", f"--VoilaConfiguration.default_pool_size={pool}"]

@@ -165,8 +165,13 @@ async def _student(browser, url: str, train: bool, timeout_s: float) -> dict:
     page.on("pageerror", lambda err: errors.append(str(err)))
     out = {"errors": errors}
     t0 = time.perf_counter()
-    await page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
-    await page.locator("button.qgan-train").wait_for(state="visible", timeout=timeout_s * 1000)
+    response = await page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
+    try:
+        await page.locator("button.qgan-train").wait_for(state="visible", timeout=timeout_s * 1000)
+    except Exception as exc:  # say what the page showed instead
+        text = (await page.locator("body").inner_text())[-600:]
+        raise RuntimeError(f"no Train button {time.perf_counter() - t0:.0f} s after opening the page (HTTP "
+                           f"{response.status if response else '?'}); it showed: {text!r}") from exc
     out["render_s"] = time.perf_counter() - t0
     if train:
         await page.wait_for_selector(".qgan-status-pill[data-status='idle']", timeout=timeout_s * 1000)

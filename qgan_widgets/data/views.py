@@ -307,6 +307,15 @@ def plot_losses(ax, history: list[dict]) -> None:
     ax.legend(fontsize=7, loc="upper right")
 
 
+def plain_log_ticks(ax) -> None:
+    """Label a log y axis with plain numbers ("60", "200"), not matplotlib's "6x10^1" minor labels."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+
+
 def plot_fd(ax, evals: list[dict], floor: float | None = None) -> None:
     """Frechet distances at each evaluation, into ``ax``: in classifier features of the decoded
     images (``fd``) and in the latent space (``fd_latent``), with the reconstruction floor; a log
@@ -327,6 +336,7 @@ def plot_fd(ax, evals: list[dict], floor: float | None = None) -> None:
     positive = np.concatenate(drawn) if drawn else np.array([])
     if positive.size and (positive > 0).all() and positive.max() / positive.min() > 20:
         ax.set_yscale("log")
+        plain_log_ticks(ax)
     ax.set_xlabel("step", fontsize=9)
     ax.set_title("Frechet distance (lower is better)", fontsize=10)
     ax.tick_params(labelsize=8)

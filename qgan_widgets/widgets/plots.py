@@ -157,7 +157,7 @@ def _quantum_html(num_qubits: int, num_layers: int, entangler: str) -> str:
     if style.num_gates <= SVG_MAX_GATES:
         body = f'<div class="qgan-circuit-svg" {box}>{circuits.to_svg(style)}</div>'
     else:
-        body = (f'<div class="qgan-circuit-text" {box}><pre style="font-size:10px;line-height:1.15">'
+        body = (f'<div class="qgan-circuit-text" {box}><pre style="font-size:10px;line-height:1.15;white-space:pre;overflow-wrap:normal;word-break:normal">'
                 f'{html.escape(circuits.to_text(style))}</pre></div>')
     return f'<div style="font-size:12px;color:#444">{caption}</div>{body}'
 
