@@ -104,3 +104,27 @@ def test_a_kernel_no_page_has_reached_is_not_culled_during_its_grace(monkeypatch
     km._started["k1"] -= 200.0
     asyncio.run(km.cull_kernel_if_idle("k1"))  # never connected but past the grace: Jupyter's rule
     assert culled == ["k2", "k1"]
+
+
+def test_the_bench_reports_a_class_size_the_machine_cannot_serve_and_goes_on(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    from qgan_widgets.apps import classroom_load
+
+    def fake_run_load(n, train=True, pool=2):
+        if n == 10:
+            raise RuntimeError("no Train button 266 s after opening the page (HTTP 200)\n--- log ---")
+        return {"pages": n, "pool": pool, "cull_after_s": 30, "render_p50_s": 1.0, "render_p95_s": 2.0,
+                "first_samples_p50_s": 3.0, "first_samples_p95_s": 4.0, "peak_pss_gib": 1.0, "peak_kernels": n + pool,
+                "full_refused": True, "kernels_left": 0, "students_gone_after_s": 40.0}
+
+    monkeypatch.setattr(classroom_load, "run_load", fake_run_load)
+    out = tmp_path / "rows.json"
+    args = argparse.Namespace(pages="5,10,3", pool=2, no_train=False, json=str(out))
+    assert classroom_load.classroom_main(args) == 0
+    text = capsys.readouterr().out
+    assert "10 students: FAILED: no Train button 266 s" in text and "3 students (2 warm kernels)" in text
+    rows = json.loads(out.read_text())
+    assert [r["pages"] for r in rows] == [5, 10, 3] and "failed" in rows[1] and "failed" not in rows[0]
+    with pytest.raises(ValueError, match="--pages"):
+        classroom_load.classroom_main(argparse.Namespace(pages="five", pool=2, no_train=False, json=None))
