@@ -113,9 +113,8 @@ def _classroom_app():
 
         def students(self) -> int:
             """Kernels serving pages: all kernels but the warm pool's."""
-            km = self.kernel_manager
-            pooled = km.get_pool_size(self.notebook_path) if hasattr(km, "get_pool_size") else 0
-            return max(0, len(km.list_kernel_ids()) - pooled)
+            km = self.kernel_manager  # Voila's managers all have get_pool_size (0 without a pool)
+            return max(0, len(km.list_kernel_ids()) - km.get_pool_size(self.notebook_path))
 
         async def get(self, path=None):
             if not path and self.students() >= self.max_kernels:

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
@@ -45,22 +47,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree_pss(pid: int) -> tuple[float, int]:
-    """(PSS in bytes summed over process ``pid`` and its descendants, number of kernels among them)."""
+def _tree(pid: int) -> list:
+    """Process ``pid`` and its descendants (psutil), or [] when it has ended."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0, 0
+        return []
+
+
+def _is_kernel(proc) -> bool:
+    import psutil
+
+    try:
+        return any("ipykernel" in part for part in proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def tree_pss(pid: int) -> tuple[float, int]:
+    """(PSS in bytes summed over process ``pid`` and its descendants, number of kernels among them)."""
+    import psutil
+
     total, kernels = 0.0, 0
-    for proc in procs:
+    for proc in _tree(pid):
         try:
             total += proc.memory_full_info().pss
-            kernels += any("ipykernel" in part for part in proc.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+            continue
+        kernels += _is_kernel(proc)
     return total, kernels
 
 
@@ -108,17 +125,16 @@ class Server:
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the classroom server exited ({self.proc.returncode}):\n{self.tail()}")
-            busy = 0.0
-            try:
-                root = psutil.Process(self.proc.pid)
-                for p in (root, *root.children(recursive=True)):
-                    if p.pid not in seen:
-                        seen[p.pid] = p
-                        busy += 100.0  # new: not yet measured
+            busy, procs = 0.0, _tree(self.proc.pid)
+            for p in procs:
+                if p.pid not in seen:
+                    seen[p.pid] = p
+                    busy += 100.0  # new: not yet measured
+                try:
                     busy += seen[p.pid].cpu_percent(interval=None)
-            except psutil.NoSuchProcess:
-                busy = 100.0
-            if self.kernels() >= kernels and busy < 10.0:
+                except psutil.NoSuchProcess:
+                    busy += 100.0
+            if sum(map(_is_kernel, procs)) >= kernels and busy < 10.0:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= 2.0:
                     break
@@ -128,7 +144,7 @@ class Server:
         return time.monotonic() - t0
 
     def kernels(self) -> int:
-        return tree_pss(self.proc.pid)[1]
+        return sum(map(_is_kernel, _tree(self.proc.pid)))
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text()[-n:] if self.log.exists() else ""
@@ -190,19 +206,17 @@ async def _student(browser, url: str, train: bool, timeout_s: float) -> dict:
     return out
 
 
-async def _load(chromium: str, url: str, pages: int, train: bool, check_full: bool, timeout_s: float) -> dict:
+async def _load(chromium: str, url: str, pages: int, train: bool, timeout_s: float) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             students = await asyncio.gather(*(_student(browser, url, train, timeout_s) for _ in range(pages)))
-            full = None
-            if check_full:
-                context = await browser.new_context()
-                response = await (await context.new_page()).goto(url, timeout=timeout_s * 1000)
-                full = {"status": response.status, "text": await response.text()}
-                await context.close()
+            context = await browser.new_context()  # one page more than the cap
+            response = await (await context.new_page()).goto(url, timeout=timeout_s * 1000)
+            full = {"status": response.status, "text": await response.text()}
+            await context.close()
             for s in students:
                 await s.pop("context").close()
             return {"students": students, "full": full}
@@ -211,12 +225,8 @@ async def _load(chromium: str, url: str, pages: int, train: bool, check_full: bo
 
 
 def percentile(values, q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+    """The ``q`` quantile (0-1, linear interpolation) of ``values``; nan when there are none."""
+    return float(np.quantile(values, q)) if len(values) else float("nan")
 
 
 def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int = 30, wait_gone: float = 60.0,
@@ -239,7 +249,7 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
         say(f"  server warm ({pool} kernels rendered) after {warm_s:.0f} s")
         sampler.start()
         t0 = time.perf_counter()
-        result = asyncio.run(_load(chromium, server.url, pages, train, True, timeout_s))
+        result = asyncio.run(_load(chromium, server.url, pages, train, timeout_s))
         say(f"  {pages} pages rendered{' and trained' if train else ''} in {time.perf_counter() - t0:.1f} s")
         closed = time.perf_counter()
         left = server.kernels()
@@ -258,7 +268,7 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
             shutil.rmtree(workdir, ignore_errors=True)
     renders = [s["render_s"] for s in result["students"]]
     firsts = [s["first_samples_s"] for s in result["students"] if "first_samples_s" in s]
-    full = result["full"] or {}
+    full = result["full"]
     return {
         "pages": pages, "pool": pool, "cull_after_s": cull_after, "warm_after_s": warm_s,
         "render_p50_s": percentile(renders, 0.5), "render_p95_s": percentile(renders, 0.95),
