@@ -249,9 +249,26 @@ def to_svg(circuit) -> str:
     In a notebook, ``IPython.display.SVG(to_svg(style))`` shows it; symbols are printed by name,
     resolved angles as multiples of pi (notebook 03).
     """
-    from cirq.contrib.svg import circuit_to_svg
+    from cirq.contrib.svg import circuit_to_svg, svg
 
+    if getattr(svg, "_get_text_width", None) is not None and svg._get_text_width is not _text_width:
+        svg._get_text_width = _text_width  # 20-30x faster at 12 qubits: see _text_width
     return circuit_to_svg(_as_circuit(circuit))
+
+
+def _text_width(text: str) -> float:
+    """Width of a gate label in Cirq's SVG, from the font's advance widths. Cirq measures the outline of
+    every label (``TextPath(...).get_extents()``: 16 ms a label, 3 s for a 12-qubit, 4-layer circuit);
+    the advance width is 0-3 px wider (never clips) and takes microseconds."""
+    from cirq.contrib.svg import svg
+    from matplotlib.textpath import TextToPath
+
+    if text == "":
+        return svg.EMPTY_MOMENT_COLWIDTH
+    prop = svg.FONT.copy()
+    prop.set_size(14)
+    width, _height, _descent = TextToPath().get_text_width_height_descent(svg.fixup_text(text), prop, ismath=False)
+    return width + 10
 
 
 def cry_to_cnots(op: cirq.Operation) -> list[cirq.Operation] | cirq.Operation:
