@@ -152,3 +152,21 @@ def test_a_log_fd_axis_has_plain_tick_labels():
     labels = [t.get_text() for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True) if t.get_text()]
     assert labels and not any("times" in t or "^" in t or "$" in t for t in labels), labels
     assert any(t in ("10", "100", "1000", "60", "600") for t in labels), labels
+
+
+def test_a_log_fd_axis_over_one_decade_does_not_pile_its_labels_up():
+    """Between 20 and 200 every minor tick was labelled (40, 50, ... 90 overlapping under 100)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    evals = [{"step": s, "fd": v} for s, v in ((10, 190.0), (20, 150.0), (30, 25.0))]
+    views.plot_fd(ax, evals, floor=1.0)  # 1 to 190: more than two decades, only 1, 10, 100 labelled
+    fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text() and lo <= t.get_position()[1] <= hi]
+    assert not shown, shown
+    ax.cla()
+    views.plot_fd(ax, [{"step": 1, "fd": 200.0}, {"step": 2, "fd": 9.0}], floor=None)
+    fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    values = sorted(float(t.get_text()) for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True)
+                    if t.get_text() and lo <= t.get_position()[1] <= hi)
+    assert values and all(b / a >= 1.3 for a, b in zip(values, values[1:])), values  # never 80, 90, 100

@@ -308,12 +308,13 @@ def plot_losses(ax, history: list[dict]) -> None:
 
 
 def plain_log_ticks(ax) -> None:
-    """Label a log y axis with plain numbers ("60", "200"), not matplotlib's "6x10^1" minor labels."""
-    from matplotlib.ticker import FuncFormatter
+    """Label a log y axis with plain numbers ("60", "200"), not matplotlib's "6x10^1" minor labels; minor
+    ticks are labelled only as far as they fit (all within a decade, some up to two, none beyond:
+    ``LogFormatter``'s thresholds), so labels never pile up."""
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def plot_fd(ax, evals: list[dict], floor: float | None = None) -> None:
