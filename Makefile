@@ -35,7 +35,8 @@ lab: $(STAMP)           ## JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/
 
 dashboard: $(STAMP)     ## the Explorer as a Voila web app on localhost
-	$(VENV)/bin/voila notebooks/dashboard.ipynb --no-browser
+	JUPYTER_PATH=qgan_widgets/apps/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} $(VENV)/bin/voila \
+		notebooks/dashboard.ipynb --no-browser --template=qgan
 
 classroom: $(STAMP)     ## the Explorer for a class on this machine (see README: warm pool, culling, a cap)
 	$(PY) -m qgan_widgets classroom

@@ -53,6 +53,33 @@ def test_voila_settings_cull_closed_pages_preheat_and_cap():
     assert not any("preheat" in a for a in no_pool) and "--Voila.token=tok-123456" in no_pool
 
 
+def test_the_page_template_serves_its_icons_and_fetches_nothing_from_the_internet():
+    import re
+    import tomllib
+    from fnmatch import fnmatch
+
+    template = classroom.TEMPLATE_ROOT / "voila" / "templates" / classroom.TEMPLATE
+    files = sorted(p for p in template.rglob("*") if p.is_file())
+    page = (template / "index.html.j2").read_text()
+    assert "http" not in page.split("-#}", 1)[1]  # below the comment: no link anywhere
+    css = (template / "static" / "qgan-icons.css").read_text()
+    fonts = re.findall(r'url\("([^"]+)"\)', css)
+    assert fonts and all((template / "static" / f).stat().st_size > 10_000 for f in fonts)
+    explorer = (Path(classroom.__file__).parents[1] / "widgets" / "explorer.py").read_text()
+    for icon in set(re.findall(r'icon="([a-z-]+)"', explorer)):  # every button's icon has a glyph
+        assert f".fa-{icon}:before" in css, icon
+    # the wheel carries every template file (package data), not only an editable checkout
+    patterns = tomllib.loads((Path(classroom.__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = patterns["tool"]["setuptools"]["package-data"]["qgan_widgets.apps"]
+    apps = Path(classroom.__file__).parent
+    for f in files:
+        assert any(fnmatch(str(f.relative_to(apps)), p) for p in patterns), f
+    assert f"--template={classroom.TEMPLATE}" in classroom.voila_argv(Path("nb.ipynb"), 9000, "127.0.0.1", 7, 3, 30, None)
+    env = classroom.voila_env({"JUPYTER_PATH": "/elsewhere"})
+    assert env["JUPYTER_PATH"] == f"{classroom.TEMPLATE_ROOT}{os.pathsep}/elsewhere"
+    assert classroom.voila_env({})["JUPYTER_PATH"] == str(classroom.TEMPLATE_ROOT)
+
+
 def test_percentile_interpolates():
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
     assert percentile([1.0, 2.0], 0.95) == pytest.approx(1.95)

@@ -17,7 +17,10 @@ settings, plus one page):
   once before serving (``--no-prepare`` skips it), so students' first Train loads it from the cache
   instead of every kernel training the same VAE at once;
 - **loopback by default**; bound to any other address it requires a token (``--token``, or one is
-  made and printed with the URL to hand out).
+  made and printed with the URL to hand out);
+- **nothing fetched from the internet**: the page uses the ``qgan`` Voila template
+  (``apps/jupyter/voila/templates/qgan``: Voila's lab template with the dashboard's icon font served
+  locally instead of Font Awesome from a CDN, which an offline classroom cannot reach).
 
 The load test (:mod:`qgan_widgets.apps.classroom_load`, ``bench classroom``) measures it.
 """
@@ -39,6 +42,19 @@ DEFAULT_CULL_AFTER = 30  # seconds a closed page's idle kernel is kept
 CULL_INTERVAL = 10  # seconds between the culler's checks
 CONNECT_GRACE = 180  # seconds a kernel no page has connected to yet is safe from culling
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
+TEMPLATE = "qgan"
+"""The Voila template of the dashboard's pages (Voila's lab template, icons served locally)."""
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "jupyter"
+"""A Jupyter data directory holding ``voila/templates/qgan``: put it on ``JUPYTER_PATH`` (see :func:`voila_env`)."""
+
+
+def voila_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's) with :data:`TEMPLATE_ROOT` first on ``JUPYTER_PATH``, so that
+    ``voila --template=qgan`` finds the template."""
+    env = dict(os.environ if env is None else env)
+    rest = env.get("JUPYTER_PATH")
+    env["JUPYTER_PATH"] = str(TEMPLATE_ROOT) + (os.pathsep + rest if rest else "")
+    return env
 
 FULL_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{retry}">
@@ -65,7 +81,7 @@ def is_loopback(ip: str) -> bool:
 def voila_argv(notebook: Path, port: int, ip: str, max_kernels: int, pool: int, cull_after: int,
                token: str | None) -> list[str]:
     """Voila's command-line settings for a classroom (see the module docstring)."""
-    argv = [str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={ip}",
+    argv = [str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={ip}", f"--template={TEMPLATE}",
             f"--ClassroomVoila.max_kernels={max_kernels}",
             f"--MappingKernelManager.cull_idle_timeout={cull_after}",
             f"--MappingKernelManager.cull_interval={min(CULL_INTERVAL, cull_after)}",
@@ -199,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     # the kernels inherit this: glibc's per-thread malloc arenas cost a trained kernel ~60 MB more
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    os.environ["JUPYTER_PATH"] = voila_env()["JUPYTER_PATH"]  # the qgan template (read at start-up)
     _classroom_app().launch_instance(
         argv=voila_argv(notebook, args.port, args.ip, args.max_kernels, args.pool, args.cull_after, token))
     return 0
