@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from qgan_widgets.apps.classroom import TEMPLATE, voila_env
 from qgan_widgets.apps.classroom_load import CHROMIUM_ARGS, find_chromium, free_port
 
 pytestmark = pytest.mark.browser
@@ -58,12 +59,12 @@ def voila_url(tmp_path):
     (kernels / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (qgan_widgets)", "language": "python"}))
-    env = {**os.environ, "QGAN_FAST": "1", "JUPYTER_PATH": str(tmp_path / "jupyter"),
+    env = {**voila_env({**os.environ, "JUPYTER_PATH": str(tmp_path / "jupyter")}), "QGAN_FAST": "1",
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "PYTHONUNBUFFERED": "1"}
     port = free_port()
     log = tmp_path / "voila.log"
-    cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}",
+    cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}", f"--template={TEMPLATE}",
            "--Voila.ip=127.0.0.1", "--show_tracebacks=True"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -93,6 +94,8 @@ def test_dashboard_trains_in_a_real_browser(voila_url):
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page_errors: list[str] = []
             page.on("pageerror", lambda err: page_errors.append(str(err)))
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
             page.goto(voila_url, wait_until="domcontentloaded", timeout=120_000)
             train = page.locator("button.qgan-train")
             train.wait_for(state="visible", timeout=120_000)  # the kernel imported TF and ran the cells
@@ -102,8 +105,22 @@ def test_dashboard_trains_in_a_real_browser(voila_url):
                 "() => ['img.qgan-fd', 'img.qgan-samples'].every(s => { const i = document.querySelector(s); "
                 "return i && i.complete && i.naturalWidth > 0; })", timeout=30_000)
             fd_before, samples_before = fd.screenshot(), samples.screenshot()
+            # issue 17: offline-safe: every file (icon fonts included) comes from this server
+            outside = [u for u in requested if not u.startswith((voila_url, "data:", "blob:"))]
+            assert not outside, outside
+            icons = page.evaluate("async () => { await document.fonts.ready; return [...document.fonts]"
+                                  ".filter(f => /awesome/i.test(f.family)).map(f => f.status); }")
+            assert "loaded" in icons, f"no icon font loaded: {icons}"
+            assert "Data: STAND-IN" in page.locator(".qgan-info").inner_text()  # named before Train
+            title = page.locator(".qgan-title").bounding_box()
+            page.locator("button.qgan-projector").click()  # projector mode: everything larger
+            page.wait_for_function("() => document.querySelector('.qgan-explorer.qgan-projector') !== null")
+            assert page.locator(".qgan-title").bounding_box()["height"] > 1.2 * title["height"]
+            page.locator("button.qgan-projector").click()
+            page.wait_for_function("() => document.querySelector('.qgan-explorer.qgan-projector') === null")
 
             train.click()
+            page.wait_for_selector(".qgan-progress", timeout=60_000)  # a bar while preparing / compiling
             page.wait_for_selector(".qgan-status-pill[data-status='training']", timeout=150_000)
             assert train.is_disabled()  # locked while training
             page.wait_for_selector(".qgan-status-pill[data-status='completed']", timeout=150_000)

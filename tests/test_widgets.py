@@ -80,9 +80,9 @@ def test_controls_drive_the_state_and_the_static_views(workspace, tmp_path):
     assert f"{count_parameters(3, 2, 'cry-ring'):,}" in ex.views["counts"].value
     assert ex.flush()
     assert ex.views["circuit"].value != svg and "3 qubits x 2 layers" in ex.views["circuit"].value
-    ex.set(num_qubits=MAX_QUBITS, num_layers=8)  # big: Cirq's text diagram instead of a slow SVG
-    assert ex.flush() and "qgan-circuit-text" in ex.views["circuit"].value
-    assert "white-space:pre;" in ex.views["circuit"].value  # a wide diagram scrolls, never wraps
+    ex.set(num_qubits=MAX_QUBITS, num_layers=8)  # the biggest circuit is an SVG too, in a box that scrolls
+    assert ex.flush() and "qgan-circuit-svg" in ex.views["circuit"].value and "<svg" in ex.views["circuit"].value
+    assert "overflow:auto" in ex.views["circuit"].value  # a wide diagram scrolls, never squeezes
 
     ex.controls["kind"].value = "classical"
     ex.controls["hidden_width"].value = 5
@@ -494,3 +494,49 @@ def test_presets_train_both_runs_and_compare_them(workspace, tmp_path):
     assert [p["num_layers"] for p in compare.preset_configs("layers 1 vs 4", ex.state.config())] == [1, 4]
     with pytest.raises(ExplorerError, match="preset: 'x' is not one of"):
         ex.run_preset("x")
+
+
+def test_long_waits_show_progress_and_the_previous_run_is_marked_stale(workspace, tmp_path):
+    """Issue 17, progress and honesty: the data is named before the first Train; the first (tracing)
+    step shows a progress bar with its elapsed time; while a new run is prepared the previous run's
+    curves and samples are dimmed and captioned as the previous run's, its scores left out of the header."""
+    ex = make(workspace, tmp_path)
+    assert "Data: STAND-IN" in ex.views["info"].value or "STAND-IN data" in ex.views["info"].value
+    fresh = Explorer(runs_dir=tmp_path / "fresh", workspace_options=WS_OPTIONS, num_qubits=5)  # nothing prepared
+    assert "Data: STAND-IN" in fresh.views["info"].value and "first press Train" in fresh.views["info"].value
+
+    phases, stale_seen = [], []
+    ex.state.observe(lambda ch: phases.append((ch["new"], ex.views["status"].value)), names="phase")
+    ex.run_sync(steps=4)
+    begun = [(p, view) for p, view in phases if p]
+    assert [p for p, _ in begun] == ["building the generator and the critic", "compiling the first step"]
+    assert ex.state.phase == "" and "qgan-progress" not in ex.views["status"].value  # over: no bar
+    ex.state.observe(lambda ch: stale_seen.append((ch["new"], "qgan-stale" in ex.views["samples"]._dom_classes,
+                                                   ex.views["status"].value)), names="stale")
+    phases.clear()
+    ex.run_sync(steps=2)  # the same run continued: nothing to compile, nothing stale
+    assert not [p for p, _ in phases if p] and not stale_seen
+
+    ex.state.phase_since = time.time() - 7  # the view as drawn during a wait
+    with ex.state.hold_trait_notifications():
+        ex.state.phase = "compiling the first step"
+    shown = ex.views["status"].value
+    assert "qgan-progress" in shown and "compiling the first step: 7 s" in shown and "5-10 s" in shown
+    ex.state.phase = ""
+
+    ex.set(critic_width=16)  # another run: the old pictures are the previous run's until the new one starts
+    ex.run_sync(steps=2)
+    assert [s for s, _, _ in stale_seen] == [True, False]
+    assert stale_seen[0][1] and "previous run's until the new run starts" in stale_seen[0][2]
+    assert "FD " not in stale_seen[0][2].split("qgan-status-detail")[1].split("</span>")[0]
+    assert "qgan-stale" not in ex.views["samples"]._dom_classes and not ex.state.stale
+    assert "previous run" not in ex.views["samples_caption"].value
+
+
+def test_projector_mode_enlarges_the_dashboard(workspace, tmp_path):
+    ex = make(workspace, tmp_path)
+    assert "qgan-projector" not in ex.widget._dom_classes
+    ex.buttons["projector"].value = True
+    assert "qgan-projector" in ex.widget._dom_classes and "zoom" in ex.views["title"].value
+    ex.set_projector(False)
+    assert "qgan-projector" not in ex.widget._dom_classes and not ex.buttons["projector"].value

@@ -40,6 +40,22 @@ _STATUS_COLOURS = {"idle": "#7f8c8d", "preparing": "#8e44ad", "training": "#2471
                    "stopping": "#b9770e", "stopped": "#566573", "completed": "#1e8449", "diverged": "#c0392b",
                    "error": "#c0392b"}
 _STYLE = {"description_width": "110px"}
+_CSS = """<style>
+@keyframes qgan-sweep { from { margin-left: -35%; } to { margin-left: 100%; } }
+.qgan-progress { height: 6px; width: 100%; max-width: 720px; background: #e8e3f0; border-radius: 3px;
+                 overflow: hidden; margin: 4px 0 2px 0; }
+.qgan-progress > div { height: 100%; width: 35%; background: #8e44ad; border-radius: 3px;
+                       animation: qgan-sweep 1.4s linear infinite; }
+.qgan-stale { opacity: 0.35; filter: grayscale(60%); }
+.qgan-explorer.qgan-projector { zoom: 1.4; }
+</style>"""
+"""The dashboard's own rules: the indeterminate progress bar, dimmed stale views, projector mode."""
+PHASE_HINTS = {
+    "compiling the first step": "a new model's first step is traced into a TensorFlow graph: "
+                                "about 5-10 s on 2 cores, then each step takes milliseconds",
+    "building the generator and the critic": "under a second",
+}
+"""What each long wait is and how long it usually takes (shown beside its progress bar)."""
 
 
 def _row() -> W.Layout:
@@ -167,6 +183,9 @@ class Explorer:
         self.runner = Runner(self.state, Path(runs_dir), workspace=workspace,
                              workspace_options=workspace_options, report_error=self._report_error)
         self._syncing = False
+        self._ticker: threading.Thread | None = None
+        self._data_text: str | None = None
+        self._status_lock = threading.Lock()
         self._render_lock = threading.Lock()
         if workspace is not None and workspace.latent_dim == latent_dim_of(self.state.config()):
             self.runner.describe_workspace(workspace)
@@ -390,7 +409,7 @@ class Explorer:
                 for name in SLIDERS}
         image = dict(format="png")
         v = self.views = {
-            "title": W.HTML("<h2 style='margin:4px 0'>Latent style-QGAN Explorer</h2>"),
+            "title": W.HTML(_CSS + "<h2 style='margin:4px 0'>Latent style-QGAN Explorer</h2>"),
             "info": W.HTML(),
             "message": W.HTML(),
             "status": W.HTML(),
@@ -425,7 +444,9 @@ class Explorer:
                                                                  "other, then compare them")
         b["export"] = W.Button(description="Export run", tooltip="download the current run: settings, records "
                                                                  "and sample grids as a zip")
-        for name in ("preset", "export"):
+        b["projector"] = W.ToggleButton(description="Projector", icon="desktop", value=False,
+                                        tooltip="larger text and pictures for a projector or a big screen")
+        for name in ("preset", "export", "projector"):
             b[name].layout = W.Layout(width="110px")
             b[name].add_class(f"qgan-{name}")
         for name, view in v.items():
@@ -441,7 +462,9 @@ class Explorer:
                       layout=W.Layout(width="350px", margin="0 16px 0 0"))
         right = W.VBox([v["counts"], v["circuit"]], layout=W.Layout(flex="1", min_width="360px"))
         self._app = W.VBox([
-            v["title"], v["info"],
+            W.HBox([v["title"], b["projector"]], layout=W.Layout(align_items="center",
+                                                                 justify_content="space-between")),
+            v["info"],
             W.HBox([left, right], layout=W.Layout(align_items="flex-start", flex_flow="row wrap")),  # narrow: wraps
             v["status"],
             W.HBox([v["loss"], v["fd"]], layout=W.Layout(flex_flow="row wrap")),
@@ -469,6 +492,7 @@ class Explorer:
         self.buttons["preset"].on_click(guard(lambda _: self._act(
             lambda: self.run_preset(self.compare_controls["preset"].value))))
         self.buttons["export"].on_click(guard(lambda _: self._act(self.export)))
+        self.buttons["projector"].observe(guard(lambda ch: self.set_projector(ch["new"])), names="value")
         k = self.compare_controls
         k["overlay"].observe(guard(lambda ch: self._set_overlay(ch["new"])), names="value")
         for name in ("first", "second"):
@@ -482,7 +506,9 @@ class Explorer:
         st.observe(lambda ch: self._render_runs(), names=["runs"])
         st.observe(lambda ch: self._render_samples(), names=["samples", "view"])
         st.observe(lambda ch: self._render_status(), names=["status", "message", "step", "target_steps",
-                                                              "data_info", "run_dir"])
+                                                              "data_info", "run_dir", "phase", "stale"])
+        st.observe(lambda ch: self._on_phase(), names=["phase"])
+        st.observe(lambda ch: self._mark_stale(), names=["stale"])
         st.observe(lambda ch: self._apply_lock(), names=["status"])
         st.observe(lambda ch: self._on_final(), names=["status"])
         st.observe(lambda ch: self.runner.set_steps(ch["new"]), names=["steps"])
@@ -597,7 +623,7 @@ class Explorer:
         config = st.config()
         gen, critic = st.parameter_counts
         self.views["counts"].value = plots.counts_html(config, gen, critic)
-        self._renderer.request("circuit")  # Cirq's SVG takes about a second: not in the caller's thread
+        self._renderer.request("circuit")  # drawn in the view thread, never in the caller's
 
     def _draw_circuit(self) -> None:
         try:
@@ -636,17 +662,74 @@ class Explorer:
         standin = bool(ws is not None and ws.dataset.is_standin)
         with self._render_lock:
             self.views["samples_caption"].value = plots.samples_caption(step if samples is not None else -1,
-                                                                        view, standin)
+                                                                        view, standin, stale=st.stale)
             self.views["samples"].value = (self._sample_placeholder if samples is None else
                                            plots.image_png(plots.sample_mosaic(samples, view)))
 
+    def set_projector(self, on: bool = True) -> None:
+        """Projector mode: the whole dashboard drawn 1.4 times larger (text, controls, figures)."""
+        (self._app.add_class if on else self._app.remove_class)("qgan-projector")
+        if self.buttons["projector"].value != bool(on):
+            self.buttons["projector"].value = bool(on)
+
+    def _on_phase(self) -> None:
+        """While a long wait is under way, redraw the status once a second (its elapsed time)."""
+        if not self.state.phase or (self._ticker is not None and self._ticker.is_alive()):
+            return
+
+        def tick():
+            while self.state.phase:
+                time.sleep(1.0)
+                self._render_status()
+
+        self._ticker = threading.Thread(target=tick, name="qgan-explorer-ticker", daemon=True)
+        self._ticker.start()
+
+    def _mark_stale(self) -> None:
+        stale = self.state.stale
+        for name in ("loss", "fd", "samples"):
+            (self.views[name].add_class if stale else self.views[name].remove_class)("qgan-stale")
+        self._renderer.request("samples", urgent=True)  # its caption says whose samples they are
+
+    def _data_name(self) -> str:
+        """Which data the first Train will use, said before it is loaded."""
+        if self._data_text is None:
+            from qgan_widgets.data import resolve_source
+
+            try:
+                src = resolve_source(self.runner.workspace_options.get("source"))
+            except Exception as err:  # e.g. QGAN_SAT4_PATH names a missing file: Train will say so too
+                self._data_text = f"Data: cannot be read ({err})"
+            else:
+                self._data_text = ("Data: STAND-IN (synthetic tiles, not real SAT-4: no SAT-4 files found)"
+                                   if src.is_standin else f"Data: real SAT-4 from {src.path} ({src.origin})")
+        return self._data_text
+
+    def _progress_html(self) -> str:
+        st = self.state
+        if not st.phase:
+            return ""
+        elapsed = max(0.0, time.time() - st.phase_since)
+        hint = PHASE_HINTS.get(st.phase) or (
+            f"about {prepare_time(self.runner.workspace_options.get('fast'))} on 2 cores the first time for a "
+            "latent size, then cached")
+        return (f"<div class='qgan-progress' role='progressbar' aria-label='{html.escape(st.phase)}'><div></div></div>"
+                f"<div class='qgan-phase' style='font-size:12px;color:#6c3483'>{html.escape(st.phase)}: "
+                f"{elapsed:.0f} s <span style='color:#777'>({html.escape(hint)})</span></div>")
+
     def _render_status(self) -> None:
+        with self._status_lock:  # the ticker and the observers: the last to draw reads the newest state
+            self._draw_status()
+
+    def _draw_status(self) -> None:
         st = self.state
         colour = _STATUS_COLOURS.get(st.status, "#555")
         parts = []
-        if st.target_steps:
+        if st.stale:
+            parts.append("the curves and samples below are the previous run's until the new run starts")
+        elif st.target_steps:
             parts.append(f"step {st.step} / {st.target_steps}")
-        if st.evals:
+        if st.evals and not st.stale:
             last = st.evals[-1]
             fd = last.get("fd", math.nan)
             if math.isfinite(fd):
@@ -661,8 +744,9 @@ class Explorer:
             f"<div style='margin:6px 0;font-size:13px'><span class='qgan-status-pill' "
             f"data-status='{st.status}' style='background:{colour};color:white;border-radius:10px;"
             f"padding:2px 10px;font-weight:bold'>{st.status}</span> <span class='qgan-status-detail'>{detail}"
-            f"</span><div style='color:#444;font-size:12px;margin-top:2px'>{message}</div></div>")
-        info = st.data_info or ("Data, VAE and feature extractor are prepared when you first press Train "
-                                f"({prepare_time(self.runner.workspace_options.get('fast'))} per latent "
-                                "size on 2 cores, then cached).")
+            f"</span><div style='color:#444;font-size:12px;margin-top:2px'>{message}</div>"
+            f"{self._progress_html()}</div>")
+        info = st.data_info or (f"{self._data_name()}. The VAE and the feature extractor are prepared when you "
+                                f"first press Train ({prepare_time(self.runner.workspace_options.get('fast'))} "
+                                "per latent size on 2 cores, then cached).")
         self.views["info"].value = f"<div style='font-size:12px;color:#555'>{html.escape(info)}</div>"

@@ -136,6 +136,14 @@ class Runner:
     def _notify(self, message: str) -> None:
         self._set_status("preparing", message)
 
+    def _set_phase(self, phase: str) -> None:
+        """Name the long wait now under way (shown with a progress bar and its elapsed time), or end it."""
+        st = self.state
+        if phase != st.phase:
+            with st.hold_trait_notifications():
+                st.phase_since = time.time()
+                st.phase = phase
+
     # -- controls --------------------------------------------------------------------------------
     def start(self, steps: int | None = None) -> None:
         """Train ``steps`` (default: the state's) more steps in a worker thread; returns at once."""
@@ -236,6 +244,7 @@ class Runner:
             st.history, st.evals, st.step, st.target_steps, st.speed = [], [], 0, 0, math.nan
             st.sample_step, st.run_dir = -1, ""
         st.samples = None
+        st.stale = False
         st.revision += 1
 
     def _new_run(self, config: dict, ws) -> None:
@@ -279,14 +288,24 @@ class Runner:
     def _session(self, config: dict, steps: int, sync: bool):
         st = self.state
         try:
+            if self.trainer is None or self._key != run_key(config):
+                # a new run: what is shown until its models exist is the previous run's
+                st.stale = bool(st.history or st.samples is not None)
+            if latent_dim_of(config) not in self.workspaces:
+                self._set_phase("preparing the data, the VAE and the feature extractor")
             ws = self._workspace(config)
             if self.stop_event.is_set():
                 self._set_status("stopped", "stopped before training began", final=True)
                 return None
             if self.trainer is None or self._key != run_key(config) or self.workspace is not ws:
+                self._set_phase("building the generator and the critic")
                 self._set_status("preparing", "building the generator and the critic...")
                 self._new_run(config, ws)
             trainer = self.trainer
+            if not trainer.history:  # a new model's first step traces the training step (seconds)
+                self._set_phase("compiling the first step")
+            else:
+                self._set_phase("")
             self._start_step = trainer.step
             trainer.config.steps = trainer.step + steps
             st.target_steps = trainer.config.steps
@@ -324,6 +343,7 @@ class Runner:
                 raise
             return None
         finally:
+            self._set_phase("")
             self.stop_event.clear()
             self.resume_event.set()
 
@@ -358,6 +378,8 @@ class Runner:
         st.revision += 1
 
     def _on_step(self, step: int) -> None:
+        if self.state.phase:
+            self._set_phase("")
         if time.perf_counter() - self._last_publish >= self.publish_interval:
             self._publish()
         if not self.resume_event.is_set() and not self.stop_event.is_set():

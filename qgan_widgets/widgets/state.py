@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from traitlets import Any, Float, HasTraits, Int, List, TraitError, Unicode, validate
+from traitlets import Any, Bool, Float, HasTraits, Int, List, TraitError, Unicode, validate
 
 from qgan_widgets import FAST
 from qgan_widgets.quantum.circuits import ENTANGLERS, READOUTS, count_parameters, entangler_pairs, latent_dim_for
@@ -200,7 +200,10 @@ class ExplorerState(HasTraits):
     ``fd`` and ``fd_latent``), ``samples`` (uint8 tiles of the last evaluation, from the fixed noise
     batch) and ``sample_step``, ``revision`` (bumped whenever the curves change), ``speed`` (steps per second),
     ``run_dir``,
-    ``floor`` (the workspace's FD reconstruction floor) and ``data_info``.
+    ``floor`` (the workspace's FD reconstruction floor) and ``data_info``; ``phase`` (what a long wait
+    is spent on: preparing the data and VAE, building the models, compiling the first step; empty
+    otherwise) and ``phase_since`` (its ``time.time()`` start); ``stale`` (True while the curves and
+    samples shown are the previous run's and a new run is being prepared).
 
     Session traits: ``runs`` (a record per run trained, :func:`qgan_widgets.widgets.compare.run_record`,
     written by the runner when a run ends) and ``overlay`` (numbers of earlier runs whose FD curves are
@@ -237,6 +240,9 @@ class ExplorerState(HasTraits):
     run_dir = Unicode("")
     floor = Float(math.nan)
     data_info = Unicode("")
+    phase = Unicode("")
+    phase_since = Float(0.0)
+    stale = Bool(False)
     runs = List()
     overlay = List()
 
