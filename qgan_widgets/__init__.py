@@ -25,6 +25,7 @@ diagnose a broken stack.
 from __future__ import annotations
 
 import importlib as _importlib
+import importlib.util  # noqa: F401  (_importlib.util in lazy_face)
 import os as _os
 import sys as _sys
 
@@ -49,6 +50,29 @@ FAST = env_flag("QGAN_FAST")
 
 WINGS = ("data", "quantum", "models", "scores", "pipeline", "training", "study", "teaching", "widgets", "apps")
 """The package's wings, bottom-up (``pipeline`` is a module, the others subpackages)."""
+
+
+def lazy_face(package: str, lazy: dict[str, str]):
+    """``(__getattr__, __dir__)`` for a wing's face (PEP 562) whose names in ``lazy`` (name -> module of
+    the wing) are imported on first use, and whose modules load as attributes (``qw.quantum.statevector``).
+    The faces of ``quantum``, ``models`` and ``training`` keep their TensorFlow modules lazy this way, so
+    the dashboard shows (counts, circuit, data) without importing TensorFlow: 0.3 GiB and seconds a kernel."""
+
+    def getattr_(name: str):
+        face = _sys.modules[package]
+        module = lazy.get(name)
+        if module is not None:
+            value = getattr(_importlib.import_module(f"{package}.{module}"), name)
+            setattr(face, name, value)
+            return value
+        if not name.startswith("_") and _importlib.util.find_spec(f"{package}.{name}") is not None:
+            return _importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def dir_():
+        return sorted(set(vars(_sys.modules[package])) | set(lazy))
+
+    return getattr_, dir_
 
 
 def __getattr__(name: str):

@@ -11,6 +11,7 @@ import cirq
 import numpy as np
 import pytest
 
+from qgan_widgets.models import capacity
 from qgan_widgets.models import generators as G
 from qgan_widgets._tf import tf
 from qgan_widgets.quantum import ENTANGLERS, READOUTS, count_parameters
@@ -317,7 +318,7 @@ def test_config_round_trip_rebuilds_the_same_generator():
 def test_classical_generator_counts_range_and_config():
     gen = G.ClassicalGenerator(4, 6, hidden=(16, 8), seed=0)
     expected = (4 + 1) * 16 + (16 + 1) * 8 + (8 + 1) * 6
-    assert gen.count_parameters() == expected == G.classical_count_parameters(4, 6, (16, 8))
+    assert gen.count_parameters() == expected == capacity.classical_count_parameters(4, 6, (16, 8))
     assert sum(int(np.prod(v.shape)) for v in gen.trainable_weights) == expected
     assert gen.kind == "classical" and gen.noise_dim == 4 and gen.latent_dim == 6
     out = gen(G.sample_noise(128, 4, 1) * 50).numpy()  # large noise saturates tanh, still in range
@@ -337,15 +338,15 @@ def test_classical_generator_counts_range_and_config():
 
 def test_classical_hidden_for_budget_matches_a_quantum_generator():
     target = G.QuantumGenerator(4, 2, seed=0).count_parameters()  # 88
-    hidden = G.classical_hidden_for_budget(4, 4, target)
-    count = G.classical_count_parameters(4, 4, hidden)
+    hidden = capacity.classical_hidden_for_budget(4, 4, target)
+    count = capacity.classical_count_parameters(4, 4, hidden)
     assert len(hidden) == 2 and hidden[0] == hidden[1]
     for h in (hidden[0] - 1, hidden[0] + 1):  # no other width is closer
         if h >= 1:
-            assert abs(G.classical_count_parameters(4, 4, (h, h)) - target) >= abs(count - target)
-    assert G.classical_hidden_for_budget(3, 3, 10_000, depth=3)[0] > 40
-    assert G.classical_hidden_for_budget(2, 2, 1) == (1, 1)
-    assert G.classical_hidden_for_budget(2, 2, 50, depth=0) == ()
+            assert abs(capacity.classical_count_parameters(4, 4, (h, h)) - target) >= abs(count - target)
+    assert capacity.classical_hidden_for_budget(3, 3, 10_000, depth=3)[0] > 40
+    assert capacity.classical_hidden_for_budget(2, 2, 1) == (1, 1)
+    assert capacity.classical_hidden_for_budget(2, 2, 50, depth=0) == ()
 
 
 def test_sample_noise_is_seeded_standard_normal():

@@ -318,7 +318,7 @@ def test_sigkilled_process_resumes_to_the_same_result(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(TOY_SOURCE + textwrap.dedent(f"""
         import sys, time
-        from qgan_widgets.models.critic import Critic, critic_count_parameters
+        from qgan_widgets.models import Critic, critic_count_parameters
         from qgan_widgets.training import Callback, TrainConfig, WGANGPTrainer
 
         class Slow(Callback):

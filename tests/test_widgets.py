@@ -540,3 +540,39 @@ def test_projector_mode_enlarges_the_dashboard(workspace, tmp_path):
     assert "qgan-projector" in ex.widget._dom_classes and "zoom" in ex.views["title"].value
     ex.set_projector(False)
     assert "qgan-projector" not in ex.widget._dom_classes and not ex.buttons["projector"].value
+
+
+def test_the_dashboard_shows_without_tensorflow_and_train_says_it_is_loading_it():
+    """A kernel shows the Explorer (controls, counts, circuit) without importing TensorFlow (seconds and
+    ~0.3 GiB per classroom kernel); the first Train names the wait, and display() preloads it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent('''
+        import sys
+        from qgan_widgets.widgets import Explorer, runner
+        ex = Explorer(num_qubits=2, critic_width=8, steps=2)
+        assert ex.flush() and "<svg" in ex.views["circuit"].value and "{counts}" in ex.views["counts"].value
+        assert "tensorflow" not in sys.modules, "the Explorer imported TensorFlow"
+        phases = []
+        ex.state.observe(lambda change: phases.append(change["new"]), "phase")
+        def stop(config):
+            raise RuntimeError("stop here")
+        ex.runner._workspace = stop  # end the run once TensorFlow is in
+        try:
+            ex.run_sync(1)
+        except RuntimeError:
+            pass
+        assert phases[:2] == ["loading TensorFlow", "preparing the data, the VAE and the feature extractor"], phases
+        assert "tensorflow" in sys.modules and "qgan_widgets.training.trainer" in sys.modules
+        assert runner.preload_in_background() is None  # loaded: nothing to preload
+        print("ok")
+    ''').replace("{counts}", f"{critic_count_parameters(2, 8, 2):,}")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert run.stdout.strip().endswith("ok"), run.stdout + run.stderr
+    preload = ("import sys\nfrom qgan_widgets.widgets import runner\n"
+               "thread = runner.preload_in_background(); thread.join(300)\n"
+               "print('tensorflow' in sys.modules and runner._TRAINING_LOADED.is_set())")
+    run = subprocess.run([sys.executable, "-c", preload], capture_output=True, text=True, timeout=600)
+    assert run.stdout.strip() == "True", run.stdout + run.stderr

@@ -276,7 +276,7 @@ def run_demo(quick: bool = False, out=None, source=None, backend: str | None = N
     them, :func:`~qgan_widgets.scores.inception.find_weights`). Weights that cannot be used fail here,
     before any training.
     """
-    from qgan_widgets.models import generators
+    from qgan_widgets.models import capacity, generators
     from qgan_widgets.scores import metrics
     from qgan_widgets.models.critic import Critic
     from qgan_widgets.data import CLASS_NAMES
@@ -310,7 +310,7 @@ def run_demo(quick: bool = False, out=None, source=None, backend: str | None = N
     backend = choose_backend(backend, verbose)
     quantum = generators.QuantumGenerator(**QUANTUM, backend=backend, seed=seed)
     q_params = quantum.count_parameters()
-    hidden = generators.classical_hidden_for_budget(quantum.noise_dim, latent_dim, q_params, CLASSICAL_DEPTH)
+    hidden = capacity.classical_hidden_for_budget(quantum.noise_dim, latent_dim, q_params, CLASSICAL_DEPTH)
     classical = generators.ClassicalGenerator(quantum.noise_dim, latent_dim, hidden, seed=seed)
     _say(f"quantum generator: {QUANTUM['num_qubits']} qubits, {QUANTUM['num_layers']} layers, "
          f"{QUANTUM['entangler']}, backend {backend}: {q_params} parameters; classical generator: "

@@ -9,29 +9,18 @@ couples the samples of a batch, and the penalty is defined per sample). Its laye
     Dense(1)                            (linear output)
 
 ``width`` is the capacity knob of the capacity-scaling study (:mod:`qgan_widgets.study.runner`);
-:func:`critic_count_parameters` gives the parameter count without building a model.
+:func:`qgan_widgets.models.capacity.critic_count_parameters` gives the parameter count without
+building a model.
 """
 from __future__ import annotations
 
 from qgan_widgets.quantum.circuits import check_size
 from qgan_widgets._tf import keras, tf
 
-__all__ = ["Critic", "critic_count_parameters", "LEAKY_SLOPE"]
+__all__ = ["Critic", "LEAKY_SLOPE"]
 
 LEAKY_SLOPE = 0.2
 """Negative slope of the LeakyReLU activations."""
-
-
-def critic_count_parameters(latent_dim: int, width: int, depth: int = 2) -> int:
-    """Trainable parameters of ``Critic(latent_dim, width, depth)``, without building it.
-
-    ``latent_dim*width + width`` (first layer) ``+ (depth-1)*(width*width + width)`` (hidden
-    layers) ``+ width + 1`` (output). E.g. latent_dim 4, width 32, depth 2: 160 + 1056 + 33 = 1249.
-    """
-    d = check_size("latent_dim", latent_dim)
-    w = check_size("width", width)
-    n = check_size("depth", depth)
-    return d * w + w + (n - 1) * (w * w + w) + w + 1
 
 
 class Critic(keras.Model):
@@ -74,7 +63,7 @@ class Critic(keras.Model):
         return True
 
     def count_parameters(self) -> int:
-        """Number of trainable scalars (equals :func:`critic_count_parameters`)."""
+        """Number of trainable scalars (equals :func:`qgan_widgets.models.capacity.critic_count_parameters`)."""
         return int(sum(int(tf.size(v)) for v in self.trainable_variables))
 
     def config(self) -> dict:

@@ -16,7 +16,7 @@ and hands the ``(B, num_gates)`` angle batch to a simulator backend of :mod:`qga
 backend contract" of ``docs/DESIGN.md``). Backend names, :func:`make_backend` and the errors live
 there (``qw.quantum``).
 
-The classical generator is an MLP with a tanh output, sized by :func:`classical_hidden_for_budget`
+The classical generator is an MLP with a tanh output, sized by :func:`qgan_widgets.models.capacity.classical_hidden_for_budget`
 to match a quantum generator's parameter count, so both capacities sit on one axis.
 """
 from __future__ import annotations
@@ -30,7 +30,12 @@ import numpy as np
 from qgan_widgets.quantum import circuits
 from qgan_widgets._tf import keras, tf
 from qgan_widgets.quantum.circuits import StyleCircuit, check_size
-from qgan_widgets.quantum.backends import BACKENDS, DEFAULT_BACKEND, MEMORY_FACTOR, GeneratorError, NotDifferentiableError, SimulationTooLargeError, _gib, available_memory, make_backend
+from qgan_widgets.quantum import backends
+from qgan_widgets.quantum.backends import BACKENDS, DEFAULT_BACKEND, MEMORY_FACTOR, GeneratorError, NotDifferentiableError, SimulationTooLargeError, _gib, make_backend
+from qgan_widgets.models.capacity import _check_hidden, classical_count_parameters
+
+# called inside Keras' traced call: kept out of AutoGraph (psutil is plain Python)
+available_memory = tf.autograph.experimental.do_not_convert(backends.available_memory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,55 +314,11 @@ class QuantumGenerator(keras.Model):
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_hidden(hidden) -> tuple[int, ...]:
-    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-        hidden = (hidden,)
-    try:
-        hidden = tuple(hidden)
-    except TypeError:
-        raise GeneratorError(f"hidden must be a sequence of layer widths, e.g. (32, 32); got {hidden!r}") from None
-    return tuple(check_size("hidden layer width", h) for h in hidden)
-
-
-def classical_count_parameters(noise_dim: int, latent_dim: int, hidden: Sequence[int] = (32, 32)) -> int:
-    """Weights and biases of :class:`ClassicalGenerator`, without building it."""
-    widths = [check_size("noise_dim", noise_dim), *_check_hidden(hidden), check_size("latent_dim", latent_dim)]
-    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
-
-
-def classical_hidden_for_budget(noise_dim: int, latent_dim: int, target_params: int, depth: int = 2) -> tuple[int, ...]:
-    """Hidden widths ``(h,) * depth`` whose parameter count is closest to ``target_params``.
-
-    Use it to give a classical generator about the capacity of a quantum one, e.g.
-    ``classical_hidden_for_budget(4, 4, QuantumGenerator(4, 2).count_parameters())``.
-    Ties go to the smaller width; ``depth=0`` gives ``()`` (a single tanh layer).
-    """
-    target = check_size("target_params", target_params)
-    depth = check_size("depth", depth, minimum=0)
-    if depth == 0:
-        return ()
-
-    def count(h):
-        return classical_count_parameters(noise_dim, latent_dim, (h,) * depth)
-
-    lo, hi = 1, 1
-    while count(hi) < target:
-        hi *= 2
-    while lo < hi:  # smallest width whose count reaches the target
-        mid = (lo + hi) // 2
-        if count(mid) < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    best = min((h for h in (lo - 1, lo) if h >= 1), key=lambda h: (abs(count(h) - target), h))
-    return (best,) * depth
-
-
 class ClassicalGenerator(keras.Model):
     """An MLP generator: noise -> hidden layers (leaky ReLU) -> tanh latent vector in [-1, 1].
 
     Weights are seeded (``seed``; same seed, same weights). ``count_parameters()`` equals
-    :func:`classical_count_parameters`. Taught in notebook ``03_style_quantum_generator``.
+    :func:`qgan_widgets.models.capacity.classical_count_parameters`. Taught in notebook ``03_style_quantum_generator``.
     """
 
     kind = "classical"

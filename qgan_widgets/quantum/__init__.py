@@ -16,14 +16,16 @@ from qgan_widgets.quantum.circuits import (
     entangler_pairs, check_size, ENTANGLERS, READOUTS, NOISE_MAPS, to_text, to_svg, to_qasm, cry_to_cnots,
 )
 from qgan_widgets.quantum.statevector_plan import Plan, StateVectorError, compile_plan
-from qgan_widgets.quantum.statevector import (
-    StateVectorBackend, MemoryLimitError, memory_bytes, flops_per_step, clear_caches,
-)
 from qgan_widgets.quantum.backends import (
     BACKENDS, TRAINABLE_BACKENDS, DEFAULT_BACKEND, make_backend, TFQBackend, QSimBackend, GeneratorError,
     NotDifferentiableError, SimulationTooLargeError,
 )
 from qgan_widgets.quantum.plateaus import decay_per_qubit, gradient_variance
+from qgan_widgets import lazy_face
+
+# the state-vector backend imports TensorFlow: loaded on first use
+__getattr__, __dir__ = lazy_face(__name__, dict.fromkeys(
+    ["StateVectorBackend", "MemoryLimitError", "memory_bytes", "flops_per_step", "clear_caches"], "statevector"))
 
 __all__ = [
     "StyleCircuit", "style_circuit", "count_parameters", "readout_observables", "latent_dim_for",

@@ -28,7 +28,6 @@ from typing import Sequence
 import cirq
 import numpy as np
 
-from qgan_widgets._tf import tf
 from qgan_widgets.quantum.circuits import StyleCircuit, check_size
 
 __all__ = ["BACKENDS", "TRAINABLE_BACKENDS", "DEFAULT_BACKEND", "MEMORY_FACTOR", "GeneratorError", "NotDifferentiableError",
@@ -63,11 +62,18 @@ class SimulationTooLargeError(GeneratorError, MemoryError):
     """The state vectors for this many qubits and this batch would not fit in memory."""
 
 
+def _tf():
+    """TensorFlow, imported when a backend is built or called (this module is imported without it: the
+    dashboard reads :data:`DEFAULT_BACKEND` before anything trains)."""
+    from qgan_widgets._tf import tf
+
+    return tf
+
+
 def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.2f} GiB"
 
 
-@tf.autograph.experimental.do_not_convert
 def available_memory() -> int:
     """Bytes of memory available to this process now (``psutil.virtual_memory().available``)."""
     import psutil
@@ -89,6 +95,7 @@ class TFQBackend:
     differentiable = True
 
     def __init__(self, style: StyleCircuit, observables: Sequence[cirq.PauliString]):
+        tf = _tf()  # first: qgan_widgets' Keras guard and quiet import, then TFQ
         import tensorflow_quantum as tfq
 
         self.style = style
@@ -102,7 +109,8 @@ class TFQBackend:
         """Rough peak: TFQ simulates the batch's circuits in parallel, a few states each."""
         return 2**self.style.num_qubits * 8 * MEMORY_FACTOR * int(batch)
 
-    def __call__(self, theta) -> tf.Tensor:
+    def __call__(self, theta):
+        tf = _tf()
         theta = tf.convert_to_tensor(theta, tf.float32)
         batch = tf.shape(theta)[0]
         values = self._layer(
@@ -211,7 +219,8 @@ class QSimBackend:
                     out[i, m] = np.real(obs.coefficient) * np.prod(signs[:, cols], axis=1).mean()
         return out.astype(np.float32)
 
-    def __call__(self, theta) -> tf.Tensor:
+    def __call__(self, theta):
+        tf = _tf()
         theta = tf.convert_to_tensor(theta, tf.float32)
         n_obs = len(self.observables)
 

@@ -410,10 +410,10 @@ def count_params(spec: Mapping) -> tuple[int, int]:
 
         cg = count_parameters(gen["num_qubits"], gen["num_layers"], gen["entangler"])
     else:
-        from qgan_widgets.models.generators import classical_count_parameters
+        from qgan_widgets.models.capacity import classical_count_parameters
 
         cg = classical_count_parameters(gen["noise_dim"], gen["latent_dim"], tuple(gen["hidden"]))
-    from qgan_widgets.models.critic import critic_count_parameters
+    from qgan_widgets.models.capacity import critic_count_parameters
 
     return int(cg), int(critic_count_parameters(spec["latent_dim"], spec["critic"]["width"], spec["critic"]["depth"]))
 

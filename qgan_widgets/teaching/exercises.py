@@ -14,7 +14,7 @@ Beside the computed answers there are two kinds of questions about understanding
 feedback) and :func:`check_prediction` (predict, then run: the measured value decides).
 
 The correct answers are computed by the package itself (:func:`qgan_widgets.quantum.circuits.count_parameters`,
-:func:`qgan_widgets.models.critic.critic_count_parameters`, :func:`qgan_widgets.scores.metrics.frechet_distance`,
+:func:`qgan_widgets.models.capacity.critic_count_parameters`, :func:`qgan_widgets.scores.metrics.frechet_distance`,
 ...), so an exercise can never disagree with the code it teaches. Where each is used:
 
 ========================================  =====================================
@@ -306,10 +306,10 @@ def check_statevector_memory(num_qubits: int, batch: int, answer, reveal: bool =
 
 
 def check_critic_parameters(latent_dim: int, width: int, depth: int, answer, reveal: bool = False) -> bool:
-    """Trainable parameters of ``Critic(latent_dim, width, depth)`` (``critic.critic_count_parameters``):
+    """Trainable parameters of ``Critic(latent_dim, width, depth)`` (``capacity.critic_count_parameters``):
     dense layers ``latent_dim -> width (-> width)* -> 1``, each with weights and biases.
     Notebook ``04_training_latent_style_qgan``."""
-    from qgan_widgets.models.critic import critic_count_parameters
+    from qgan_widgets.models.capacity import critic_count_parameters
 
     expected = critic_count_parameters(latent_dim, width, depth)
     title = f"parameters of Critic(latent_dim={latent_dim}, width={width}, depth={depth})"
@@ -374,7 +374,7 @@ def check_classical_parameters(noise_dim: int, latent_dim: int, hidden: Sequence
                                reveal: bool = False) -> bool:
     """Trainable parameters of ``ClassicalGenerator(noise_dim, latent_dim, hidden)`` (an MLP
     ``noise_dim -> hidden... -> latent_dim``). Notebook ``05_classical_vs_quantum``."""
-    from qgan_widgets.models.generators import classical_count_parameters
+    from qgan_widgets.models.capacity import classical_count_parameters
 
     hidden = [int(h) for h in (hidden if not isinstance(hidden, (int, np.integer)) else [hidden])]
     expected = classical_count_parameters(noise_dim, latent_dim, hidden)

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from qgan_widgets.training.config import TrainConfig, Callback, TrainResult, TrainingDiverged, STEP_KEYS
 from qgan_widgets.training.rundir import RunDirectory, RunDirectoryError, latest_checkpoint
-from qgan_widgets.training.trainer import WGANGPTrainer, gradient_penalty, run_training
-from qgan_widgets.training.ensemble import EnsembleTrainer, run_ensemble
+from qgan_widgets import lazy_face
+
+# the trainers import TensorFlow: loaded on first use
+__getattr__, __dir__ = lazy_face(__name__, {
+    **dict.fromkeys(["WGANGPTrainer", "gradient_penalty", "run_training"], "trainer"),
+    **dict.fromkeys(["EnsembleTrainer", "run_ensemble"], "ensemble"),
+})
 
 __all__ = [
     "TrainConfig", "Callback", "TrainResult", "TrainingDiverged", "STEP_KEYS", "RunDirectory",

@@ -28,7 +28,7 @@ import ipywidgets as W
 
 from qgan_widgets.quantum.circuits import ENTANGLERS
 from qgan_widgets.widgets import compare, plots
-from qgan_widgets.widgets.runner import Runner, prepare_time
+from qgan_widgets.widgets.runner import Runner, preload_in_background, prepare_time
 from qgan_widgets.widgets.state import (
     ACTIVE, LABELS, LOCKED_KEYS, MAX_LAYERS, MAX_QUBITS, MAX_WIDTH, ExplorerError, ExplorerState, defaults,
     latent_dim_of, run_key,
@@ -51,6 +51,7 @@ _CSS = """<style>
 </style>"""
 """The dashboard's own rules: the indeterminate progress bar, dimmed stale views, projector mode."""
 PHASE_HINTS = {
+    "loading TensorFlow": "once per kernel: about 5 s on 2 cores; the dashboard shows without it",
     "compiling the first step": "a new model's first step is traced into a TensorFlow graph: "
                                 "about 5-10 s on 2 cores, then each step takes milliseconds",
     "building the generator and the critic": "under a second",
@@ -209,10 +210,12 @@ class Explorer:
         return self._app
 
     def display(self) -> None:
-        """Show the dashboard in the current notebook output (or Voila page)."""
+        """Show the dashboard in the current notebook output (or Voila page), then import TensorFlow in
+        the background: the page shows without it, and by the time Train is pressed it is usually loaded."""
         from IPython.display import display
 
         display(self._app)
+        preload_in_background()
 
     def _ipython_display_(self) -> None:
         self.display()

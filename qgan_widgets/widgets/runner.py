@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable
 
 from qgan_widgets.training.config import Callback, TrainConfig, TrainingDiverged
-from qgan_widgets.training.trainer import WGANGPTrainer
 from qgan_widgets.widgets.compare import run_record
 from qgan_widgets.widgets.state import (
     ExplorerError, ExplorerState, check_value, critic_config, generator_config, latent_dim_of, run_key,
@@ -45,6 +44,38 @@ def prepare_time(fast: bool | None = None) -> str:
     from qgan_widgets import FAST
 
     return "about a minute" if (FAST if fast is None else fast) else "4-5 minutes"
+
+
+_TRAINING_LOADED = threading.Event()
+
+
+def load_training() -> None:
+    """Import TensorFlow and the training code, once per process (seconds). The dashboard shows its
+    controls, counts and circuit without them; Train needs them."""
+    if not _TRAINING_LOADED.is_set():
+        import importlib
+
+        for name in ("qgan_widgets.pipeline", "qgan_widgets.training.trainer"):  # workspace; TensorFlow
+            importlib.import_module(name)
+
+        _TRAINING_LOADED.set()
+
+
+def preload_in_background() -> threading.Thread | None:
+    """:func:`load_training` in a daemon thread (None when already loaded). A failure is not reported
+    here: Train imports again and shows the error."""
+    if _TRAINING_LOADED.is_set():
+        return None
+
+    def quietly():
+        try:
+            load_training()
+        except Exception:  # noqa: BLE001  (Train re-raises it where the user sees it)
+            pass
+
+    thread = threading.Thread(target=quietly, name="qgan-explorer-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def workspace_for(latent_dim: int, options: dict | None = None, notify: Callable[[str], None] | None = None):
@@ -102,7 +133,7 @@ class Runner:
         self.resume_event = threading.Event()
         self.resume_event.set()
         self.thread: threading.Thread | None = None
-        self.trainer: WGANGPTrainer | None = None
+        self.trainer = None  # a qgan_widgets.training.WGANGPTrainer while a run exists
         self.workspace = None
         self.result = None
         self.error: BaseException | None = None
@@ -250,6 +281,7 @@ class Runner:
     def _new_run(self, config: dict, ws) -> None:
         from qgan_widgets.models.critic import Critic
         from qgan_widgets.models.generators import build_generator
+        from qgan_widgets.training.trainer import WGANGPTrainer
 
         generator = build_generator(**generator_config(config))
         if hasattr(generator, "check_trainable"):
@@ -291,6 +323,9 @@ class Runner:
             if self.trainer is None or self._key != run_key(config):
                 # a new run: what is shown until its models exist is the previous run's
                 st.stale = bool(st.history or st.samples is not None)
+            if not _TRAINING_LOADED.is_set():
+                self._set_phase("loading TensorFlow")
+                load_training()  # waits for a preload under way (Python's import lock)
             if latent_dim_of(config) not in self.workspaces:
                 self._set_phase("preparing the data, the VAE and the feature extractor")
             ws = self._workspace(config)

@@ -14,9 +14,9 @@ from traitlets import Any, Bool, Float, HasTraits, Int, List, TraitError, Unicod
 
 from qgan_widgets import FAST
 from qgan_widgets.quantum.circuits import ENTANGLERS, READOUTS, count_parameters, entangler_pairs, latent_dim_for
-from qgan_widgets.models.critic import critic_count_parameters
+from qgan_widgets.models.capacity import critic_count_parameters
 from qgan_widgets.quantum.backends import DEFAULT_BACKEND, TRAINABLE_BACKENDS
-from qgan_widgets.models.generators import classical_count_parameters
+from qgan_widgets.models.capacity import classical_count_parameters
 
 __all__ = ["ExplorerState", "ExplorerError", "defaults", "check_value", "check_config", "CONFIG_KEYS",
            "LOCKED_KEYS", "ACTIVE", "STATUSES", "LABELS", "MAX_QUBITS", "MAX_LAYERS", "MAX_WIDTH",
