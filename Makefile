@@ -36,7 +36,7 @@ lab: $(STAMP)           ## JupyterLab on the notebooks
 
 dashboard: $(STAMP)     ## the Explorer as a Voila web app on localhost
 	JUPYTER_PATH=qgan_widgets/apps/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH} $(VENV)/bin/voila \
-		notebooks/dashboard.ipynb --no-browser --template=qgan
+		notebooks/dashboard.ipynb --no-browser --template=qgan --VoilaExecutor.iopub_timeout=120
 
 classroom: $(STAMP)     ## the Explorer for a class on this machine (see README: warm pool, culling, a cap)
 	$(PY) -m qgan_widgets classroom

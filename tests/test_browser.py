@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from qgan_widgets.apps.classroom import TEMPLATE, voila_env
+from qgan_widgets.apps.classroom import IOPUB_TIMEOUT, TEMPLATE, voila_env
 from qgan_widgets.apps.classroom_load import CHROMIUM_ARGS, find_chromium, free_port
 
 pytestmark = pytest.mark.browser
@@ -65,7 +65,7 @@ def voila_url(tmp_path):
     port = free_port()
     log = tmp_path / "voila.log"
     cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}", f"--template={TEMPLATE}",
-           "--Voila.ip=127.0.0.1", "--show_tracebacks=True"]
+           "--Voila.ip=127.0.0.1", "--show_tracebacks=True", f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -25,7 +25,7 @@ def test_loopback_needs_no_token_and_other_addresses_get_one():
 @pytest.mark.parametrize("kwargs, option", [
     ({"port": 0}, "--port"), ({"port": 70000}, "--port"), ({"max_kernels": 0}, "--max-kernels"),
     ({"pool": -1}, "--pool"), ({"cull_after": 1}, "--cull-after"), ({"token": "short"}, "--token"),
-    ({"ip": "class-room"}, "--ip"),
+    ({"ip": "class-room"}, "--ip"), ({"fill_delay": -1.0}, "--fill-delay"),
 ])
 def test_impossible_settings_are_refused_naming_the_option(kwargs, option):
     settings = {"port": 8866, "ip": "127.0.0.1", "max_kernels": 10, "pool": 2, "cull_after": 30, "token": None,
@@ -41,13 +41,58 @@ def test_the_command_refuses_bad_input_without_starting(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_students_are_the_kernels_beyond_the_ready_pool():
+    import asyncio
+
+    async def pooled(kernel_id):
+        return {"kernel_id": kernel_id}
+
+    class Manager:  # Voila's pool: tasks whose result names the kernel, pending while it waits to refill
+        def __init__(self, kernels, pools):
+            self._kernels, self._pools = kernels, pools
+
+        def list_kernel_ids(self):
+            return list(self._kernels)
+
+    async def check():
+        ready = asyncio.ensure_future(pooled("p1"))
+        waiting = asyncio.ensure_future(asyncio.sleep(60))  # the refill, waiting --fill-delay
+        await asyncio.sleep(0)
+        km = Manager(["s1", "s2", "p1"], {"dashboard.ipynb": [ready, waiting]})
+        assert classroom.students(km) == 2  # not 3 - 2 places = 1
+        assert classroom.students(Manager(["s1"], {})) == 1  # no pool (--pool 0)
+        waiting.cancel()
+
+    asyncio.run(check())
+
+
+def test_latent_sizes_to_prepare_are_read_as_sizes_and_ranges():
+    assert classroom.parse_latents("3") == [3]
+    assert classroom.parse_latents("2-5") == [2, 3, 4, 5]
+    assert classroom.parse_latents("8, 2-3,3") == [2, 3, 8]
+    assert classroom.default_latent() == 3  # the Explorer's default: 3 qubits, readout z
+    for bad in ("0", "25", "5-2", "two", "2-", ""):
+        with pytest.raises(ValueError, match="--latents"):
+            classroom.parse_latents(bad)
+
+
+def test_latents_and_no_prepare_together_are_refused(capsys):
+    assert classroom.main(["--latents", "2-4", "--no-prepare"]) == 2
+    assert "--latents" in capsys.readouterr().err
+    assert classroom.main(["--latents", "2-40"]) == 2
+    assert "from 1 to 24" in capsys.readouterr().err
+
+
 def test_voila_settings_cull_closed_pages_preheat_and_cap():
     argv = classroom.voila_argv(Path("nb.ipynb"), 9000, "127.0.0.1", 7, 3, 30, None)
     assert "--MappingKernelManager.cull_idle_timeout=30" in argv
     assert "--MappingKernelManager.cull_connected=False" in argv  # an open page keeps its kernel
     assert any(a.endswith("classroom_kernels.ClassroomKernelManager") for a in argv)  # and a loading one
     assert "--VoilaConfiguration.preheat_kernel=True" in argv and "--VoilaConfiguration.default_pool_size=3" in argv
+    assert f"--VoilaKernelManager.fill_delay={classroom.DEFAULT_FILL_DELAY:g}" in argv  # no refill while a class arrives
     assert "--ClassroomVoila.max_kernels=7" in argv and "--Voila.ip=127.0.0.1" in argv
+    # Voila's 4 s wait for a cell's output dropped the dashboard from 8 of 10 pages opened at once
+    assert f"--VoilaExecutor.iopub_timeout={classroom.IOPUB_TIMEOUT}" in argv and classroom.IOPUB_TIMEOUT >= 60
     assert not any("token" in a for a in argv)
     no_pool = classroom.voila_argv(Path("nb.ipynb"), 9000, "0.0.0.0", 7, 0, 30, "tok-123456")
     assert not any("preheat" in a for a in no_pool) and "--Voila.token=tok-123456" in no_pool
@@ -138,20 +183,47 @@ def test_the_bench_reports_a_class_size_the_machine_cannot_serve_and_goes_on(mon
 
     from qgan_widgets.apps import classroom_load
 
-    def fake_run_load(n, train=True, pool=2):
+    def fake_run_load(n, train=True, pool=2, fill_delay=None):
         if n == 10:
             raise RuntimeError("no Train button 266 s after opening the page (HTTP 200)\n--- log ---")
         return {"pages": n, "pool": pool, "cull_after_s": 30, "render_p50_s": 1.0, "render_p95_s": 2.0,
                 "first_samples_p50_s": 3.0, "first_samples_p95_s": 4.0, "peak_pss_gib": 1.0, "peak_kernels": n + pool,
-                "full_refused": True, "kernels_left": 0, "students_gone_after_s": 40.0}
+                "full_refused": True, "kernels_left": 0, "students_gone_after_s": 40.0,
+                "document_p50_s": 0.5, "document_p95_s": 0.9, "load_s": 60.0, "cpu_server_s": 50.0,
+                "cpu_browser_s": 40.0, "cores": 2}
 
     monkeypatch.setattr(classroom_load, "run_load", fake_run_load)
     out = tmp_path / "rows.json"
-    args = argparse.Namespace(pages="5,10,3", pool=2, no_train=False, json=str(out))
+    args = argparse.Namespace(pages="5,10,3", pool=2, no_train=False, json=str(out), fill_delay=None)
     assert classroom_load.classroom_main(args) == 0
     text = capsys.readouterr().out
     assert "10 students: FAILED: no Train button 266 s" in text and "3 students (2 warm kernels)" in text
+    assert "server and kernels 50 s, browsers 40 s, of 120 core-seconds" in text
     rows = json.loads(out.read_text())
     assert [r["pages"] for r in rows] == [5, 10, 3] and "failed" in rows[1] and "failed" not in rows[0]
     with pytest.raises(ValueError, match="--pages"):
-        classroom_load.classroom_main(argparse.Namespace(pages="five", pool=2, no_train=False, json=None))
+        classroom_load.classroom_main(argparse.Namespace(pages="five", pool=2, no_train=False, json=None,
+                                                         fill_delay=None))
+
+
+def test_the_explorer_bench_reads_settings_and_judges_the_goal():
+    from qgan_widgets.apps import first_samples as fs
+
+    assert fs.parse_settings("3x2, 8X8") == [(3, 2), (8, 8)]
+    for bad in ("3", "13x2", "3x9", "0x1", "axb"):
+        with pytest.raises(ValueError, match="--settings"):
+            fs.parse_settings(bad)
+    row = {"num_qubits": 8, "num_layers": 8, "first_samples_s": 9.5}
+    assert " met; worst 9.5 s at 8 qubits" in fs.verdict([row, {**row, "num_qubits": 12, "first_samples_s": 30.0}])
+    assert "NOT met" in fs.verdict([{**row, "first_samples_s": 10.5}])
+
+
+@pytest.mark.slow
+def test_the_explorer_bench_times_train_to_first_samples():
+    from qgan_widgets.apps import first_samples as fs
+
+    result = fs.measure([(2, 1), (2, 1)], say=lambda *_: None)
+    first, again = result["rows"]
+    assert result["load_s"] >= 0 and not first["shape_seen_before"] and again["shape_seen_before"]
+    for row in (first, again):
+        assert 0 < row["first_step_s"] <= row["first_samples_s"] < 120, row

@@ -5,7 +5,8 @@ its own kernel. What a class needs beyond ``voila notebook.ipynb`` (all Voila / 
 settings, plus one page):
 
 - **a warm pool**: ``--pool`` kernels pre-started and pre-rendered (Voila's ``preheat_kernel``), so
-  a page renders in seconds instead of waiting for TensorFlow's import;
+  a page's document comes at once instead of after a kernel's start; a kernel a page takes is replaced
+  ``--fill-delay`` seconds later (60), not at once, so the refill does not slow the pages still opening;
 - **culling**: a kernel whose page was closed (no connection) and that is idle is shut down after
   ``--cull-after`` seconds (``MappingKernelManager.cull_idle_timeout`` with ``cull_connected=False``;
   Voila's own shutdown-on-close request is refused by Voila 0.5, so culling is what frees them), but
@@ -15,7 +16,9 @@ settings, plus one page):
   "the class is full" page (HTTP 503) that retries by itself, rather than an out-of-memory machine;
 - **the VAE prepared first**: the Explorer's default latent space (data, VAE, classifier) is prepared
   once before serving (``--no-prepare`` skips it), so students' first Train loads it from the cache
-  instead of every kernel training the same VAE at once;
+  instead of every kernel training the same VAE at once; ``--latents 2-8`` prepares more sizes (the
+  latent size is the qubit count with readout ``z``), so that a student who changes the qubits trains
+  at once instead of waiting for a VAE (minutes at full sizes);
 - **loopback by default**; bound to any other address it requires a token (``--token``, or one is
   made and printed with the URL to hand out);
 - **nothing fetched from the internet**: the page uses the ``qgan`` Voila template
@@ -38,9 +41,18 @@ from pathlib import Path
 DEFAULT_PORT = 8866
 DEFAULT_MAX_KERNELS = 5  # what 2 cores served in bench classroom; 10 at once left pages without controls
 DEFAULT_POOL = 2
+DEFAULT_FILL_DELAY = 60.0
+"""Seconds before the warm pool starts a kernel to replace one a page took. Voila's default (1 s) made
+the refill compete with the pages being opened: 10 pages at once with a pool of 10 rendered in 75 s
+with it, their documents in 10 s; a class arrives within a minute, and a later student still finds
+the refilled pool."""
 DEFAULT_CULL_AFTER = 30  # seconds a closed page's idle kernel is kept
 CULL_INTERVAL = 10  # seconds between the culler's checks
 CONNECT_GRACE = 180  # seconds a kernel no page has connected to yet is safe from culling
+IOPUB_TIMEOUT = 120
+"""Seconds Voila waits for a cell's output after the kernel says the cell is done. Voila's default (4 s,
+nbclient's ``iopub_timeout``) dropped the dashboard's output under load: with 10 pages at once on 2
+cores, 8 of the 8 pages beyond the warm pool showed no dashboard ("Timeout waiting for IOPub output")."""
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
 TEMPLATE = "qgan"
 """The Voila template of the dashboard's pages (Voila's lab template, icons served locally)."""
@@ -79,7 +91,7 @@ def is_loopback(ip: str) -> bool:
 
 
 def voila_argv(notebook: Path, port: int, ip: str, max_kernels: int, pool: int, cull_after: int,
-               token: str | None) -> list[str]:
+               token: str | None, fill_delay: float = DEFAULT_FILL_DELAY) -> list[str]:
     """Voila's command-line settings for a classroom (see the module docstring)."""
     argv = [str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={ip}", f"--template={TEMPLATE}",
             f"--ClassroomVoila.max_kernels={max_kernels}",
@@ -89,15 +101,18 @@ def voila_argv(notebook: Path, port: int, ip: str, max_kernels: int, pool: int, 
             "--VoilaConfiguration.multi_kernel_manager_class="
             "qgan_widgets.apps.classroom_kernels.ClassroomKernelManager",
             f"--ClassroomKernelManager.connect_grace={CONNECT_GRACE}",
+            f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
             "--VoilaConfiguration.show_tracebacks=False"]
     if pool > 0:
-        argv += ["--VoilaConfiguration.preheat_kernel=True", f"--VoilaConfiguration.default_pool_size={pool}"]
+        argv += ["--VoilaConfiguration.preheat_kernel=True", f"--VoilaConfiguration.default_pool_size={pool}",
+                 f"--VoilaKernelManager.fill_delay={fill_delay:g}"]
     if token:
         argv.append(f"--Voila.token={token}")
     return argv
 
 
-def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: int, token: str | None) -> str | None:
+def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: int, token: str | None,
+                   fill_delay: float = 0.0) -> str | None:
     """Refuse impossible settings with a message naming the option; returns the token to use (one is
     made when the server is bound beyond loopback without one)."""
     if not 0 < port < 65536:
@@ -106,6 +121,8 @@ def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: 
         raise ValueError(f"--max-kernels: {max_kernels} must be at least 1 (one student)")
     if pool < 0:
         raise ValueError(f"--pool: {pool} must be 0 (no warm kernels) or more")
+    if not 0 <= fill_delay <= 3600:
+        raise ValueError(f"--fill-delay: {fill_delay:g} s must be from 0 to 3600")
     if cull_after < 5:
         raise ValueError(f"--cull-after: {cull_after} s is too short (a page reconnecting would lose its kernel); "
                          f"use at least 5")
@@ -114,6 +131,20 @@ def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: 
     if not is_loopback(ip) and not token:
         return secrets.token_urlsafe(16)
     return token
+
+
+def students(kernel_manager) -> int:
+    """Kernels serving pages: every kernel but the warm pool's ready ones. A kernel the pool is still
+    starting or rendering counts as a student's until it is ready (a page may be refused for those seconds
+    and retries), never the other way round: counting the pool's places instead of its ready kernels let
+    an eleventh page into a class of ten while the pool waited ``--fill-delay`` to refill. Voila keeps its
+    pool as tasks whose result names the kernel (``_pools``, as its own culling check reads it)."""
+    ready = set()
+    for pool in getattr(kernel_manager, "_pools", {}).values():
+        for task in pool:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                ready.add(task.result().get("kernel_id"))
+    return sum(1 for kernel_id in kernel_manager.list_kernel_ids() if kernel_id not in ready)
 
 
 def _classroom_app():
@@ -128,9 +159,7 @@ def _classroom_app():
             self.max_kernels, self.cull_after = max_kernels, cull_after
 
         def students(self) -> int:
-            """Kernels serving pages: all kernels but the warm pool's."""
-            km = self.kernel_manager  # Voila's managers all have get_pool_size (0 without a pool)
-            return max(0, len(km.list_kernel_ids()) - km.get_pool_size(self.notebook_path))
+            return students(self.kernel_manager)
 
         async def get(self, path=None):
             if not path and self.students() >= self.max_kernels:
@@ -160,16 +189,50 @@ def _classroom_app():
     return ClassroomVoila
 
 
-PREPARE = ("from qgan_widgets.quantum.circuits import latent_dim_for; "
-           "from qgan_widgets.widgets.runner import workspace_for; from qgan_widgets.widgets.state import defaults; "
-           "d = defaults(); workspace_for(latent_dim_for(d['num_qubits'], d['readout']))")
+MAX_LATENT = 24
+"""The largest latent size the Explorer can ask for (12 qubits, readout ``xz``)."""
 
-
-def prepare_default_workspace() -> float:
-    """Prepare (or load from the cache) the workspace the Explorer uses at its default size, in a child
-    process (the server itself never imports TensorFlow). Returns the seconds it took."""
+PREPARE = """
+import sys, time
+from qgan_widgets.widgets.runner import workspace_for
+for size in map(int, sys.argv[1:]):
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PREPARE], check=True)
+    workspace_for(size)
+    print(f"classroom: latent size {size} ready ({time.perf_counter() - t0:.0f} s)", flush=True)
+"""
+
+
+def default_latent() -> int:
+    """The latent size of the Explorer's default settings."""
+    from qgan_widgets.quantum.circuits import latent_dim_for
+    from qgan_widgets.widgets.state import defaults
+
+    d = defaults()
+    return latent_dim_for(d["num_qubits"], d["readout"])
+
+
+def parse_latents(spec: str) -> list[int]:
+    """``"3"``, ``"2-8"``, ``"2,4,8"`` -> the latent sizes, sorted; ``ValueError`` naming ``--latents``."""
+    sizes: set[int] = set()
+    for part in str(spec).replace(" ", "").split(","):
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise ValueError(f"--latents: {part!r} is not a size or a range like 2-8 (in {spec!r})") from None
+        if not 1 <= first <= last <= MAX_LATENT:
+            raise ValueError(f"--latents: {part!r} must be sizes from 1 to {MAX_LATENT}, low to high")
+        sizes.update(range(first, last + 1))
+    return sorted(sizes)
+
+
+def prepare_workspaces(latents: list[int] | None = None) -> float:
+    """Prepare (or load from the cache) the Explorer's workspace (data, VAE, classifier) for each latent
+    size (default: the Explorer's default size) in a child process (the server itself never imports
+    TensorFlow). Returns the seconds it took."""
+    t0 = time.perf_counter()
+    sizes = latents or [default_latent()]
+    subprocess.run([sys.executable, "-c", PREPARE, *map(str, sizes)], check=True)
     return time.perf_counter() - t0
 
 
@@ -182,11 +245,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="students at once; the next page says the class is full (default %(default)s)")
     p.add_argument("--pool", type=int, default=DEFAULT_POOL,
                    help="kernels kept started and rendered for the next pages (default %(default)s)")
+    p.add_argument("--fill-delay", type=float, default=DEFAULT_FILL_DELAY,
+                   help="seconds before the pool replaces a kernel a page took (default %(default)g: refilling at "
+                        "once slows the pages still opening)")
     p.add_argument("--cull-after", type=int, default=DEFAULT_CULL_AFTER,
                    help="seconds a closed page's idle kernel is kept (default %(default)s)")
     p.add_argument("--token", default=None, help="access token (made and printed when --ip is not loopback)")
+    p.add_argument("--latents", default=None,
+                   help="latent sizes whose VAE to prepare before serving, e.g. 2-8 or 3,6 (latent size = qubits "
+                        "with readout z; default: the Explorer's default size); a size not prepared makes the "
+                        "first Train that asks for it train a VAE")
     p.add_argument("--no-prepare", action="store_true",
-                   help="do not prepare the Explorer's default VAE before serving (each first Train then may)")
+                   help="do not prepare any VAE before serving (each first Train then may)")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the page to serve (default: the Explorer)")
 
 
@@ -196,10 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(p)
     args = p.parse_args(argv)
     try:
-        token = check_settings(args.port, args.ip, args.max_kernels, args.pool, args.cull_after, args.token)
+        token = check_settings(args.port, args.ip, args.max_kernels, args.pool, args.cull_after, args.token,
+                               args.fill_delay)
         notebook = Path(args.notebook)
         if not notebook.is_file():
             raise ValueError(f"--notebook: {notebook} does not exist")
+        latents = parse_latents(args.latents) if args.latents is not None else None
+        if latents and args.no_prepare:
+            raise ValueError("--latents names VAEs to prepare, --no-prepare says prepare none: give one of them")
     except ValueError as exc:
         print(f"classroom: {exc}", file=sys.stderr)
         return 2
@@ -209,13 +283,15 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.pool} warm kernels; a closed page's kernel ends {args.cull_after} s after it goes idle)",
           flush=True)
     if not args.no_prepare:
-        print("classroom: preparing the Explorer's default VAE and classifier (cached after the first time)...",
-              flush=True)
-        print(f"classroom: prepared in {prepare_default_workspace():.0f} s", flush=True)
+        which = f"latent sizes {', '.join(map(str, latents))}" if latents else "the default latent size"
+        print(f"classroom: preparing the Explorer's VAE and classifier for {which} (cached after the first time; "
+              f"minutes per size at full sizes)...", flush=True)
+        print(f"classroom: prepared in {prepare_workspaces(latents):.0f} s", flush=True)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     # the kernels inherit this: glibc's per-thread malloc arenas cost a trained kernel ~60 MB more
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     os.environ["JUPYTER_PATH"] = voila_env()["JUPYTER_PATH"]  # the qgan template (read at start-up)
     _classroom_app().launch_instance(
-        argv=voila_argv(notebook, args.port, args.ip, args.max_kernels, args.pool, args.cull_after, token))
+        argv=voila_argv(notebook, args.port, args.ip, args.max_kernels, args.pool, args.cull_after, token,
+                        args.fill_delay))
     return 0

@@ -5,11 +5,16 @@ runs beside any other Voila on the machine), opens N pages at once in headless C
 browser, N contexts, Playwright's async API), and measures:
 
 ``render_s``         page request -> the Train button is visible (the kernel ran the dashboard)
+``document_s``       page request -> the page's document has arrived (the server's part of a render:
+                     Voila has run the page's cells; the rest is the browser drawing the widgets)
 ``first_samples_s``  Train pressed -> the first sample grid is drawn ("at step" in its caption)
 ``peak_pss_gib``     proportional set size summed over the server and all its kernels (shared
                      libraries counted once), sampled every half second, peak
 ``full_refused``     whether a page beyond ``max_kernels`` got the "class is full" page (HTTP 503)
 ``kernels_left``     kernels still running ``wait_gone`` seconds after every page was closed
+``cpu_server_s``, ``cpu_browser_s``  CPU seconds used while the pages loaded and trained by the server
+                     and its kernels, and by the browsers (Chromium runs on the same cores here; a
+                     class's browsers run on the students' own machines)
 
 Figures only: :func:`run_load` returns them and the test suite asserts the service works (every page
 renders and trains, the full page, no kernel left), not how fast.
@@ -84,7 +89,7 @@ def tree_pss(pid: int) -> tuple[float, int]:
 class Server:
     """The classroom server in a subprocess with its own Jupyter paths and a kernel of this Python."""
 
-    def __init__(self, workdir: Path, max_kernels: int, pool: int, cull_after: int):
+    def __init__(self, workdir: Path, max_kernels: int, pool: int, cull_after: int, fill_delay: float | None = None):
         self.workdir, self.port = Path(workdir), free_port()
         kernels = self.workdir / "jupyter" / "kernels" / "python3"
         kernels.mkdir(parents=True, exist_ok=True)
@@ -97,6 +102,8 @@ class Server:
         self.log = self.workdir / "classroom.log"
         cmd = [sys.executable, "-m", "qgan_widgets", "classroom", f"--port={self.port}",
                f"--max-kernels={max_kernels}", f"--pool={pool}", f"--cull-after={cull_after}"]
+        if fill_delay is not None:
+            cmd.append(f"--fill-delay={fill_delay:g}")
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -159,14 +166,43 @@ class Server:
 
 
 class _Sampler(threading.Thread):
+    """Twice a second: the peak PSS and kernel count of the server's process tree, and the CPU time used
+    since the sampler started by that tree (``cpu["server"]``) and by this process's other descendants,
+    Playwright's driver and Chromium (``cpu["browser"]``): on one machine the browsers take cores that
+    a class's own laptops would bring."""
+
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak, self.peak_kernels, self._halt = pid, 0.0, 0, threading.Event()
+        self._used: dict[int, tuple[str, float]] = {}
+        self._base = {pid: used for pid, (_, used) in self._cpu_now().items()}
+
+    def _cpu_now(self) -> dict[int, tuple[str, float]]:
+        import psutil
+
+        server = {proc.pid for proc in _tree(self.pid)}
+        now = {}
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                times = proc.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            now[proc.pid] = ("server" if proc.pid in server else "browser", times.user + times.system)
+        return now
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used since the start, by side (a process is counted to its last sample)."""
+        out = {"server": 0.0, "browser": 0.0}
+        for pid, (side, used) in self._used.items():
+            out[side] += max(0.0, used - self._base.get(pid, 0.0))
+        return out
 
     def run(self):
         while not self._halt.is_set():
             pss, kernels = tree_pss(self.pid)
             self.peak, self.peak_kernels = max(self.peak, pss), max(self.peak_kernels, kernels)
+            self._used.update(self._cpu_now())
             self._halt.wait(0.5)
 
     def stop(self):
@@ -179,15 +215,20 @@ async def _student(browser, url: str, train: bool, timeout_s: float) -> dict:
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
+    console: list[str] = []  # what the page's scripts said: the first clue when a page does not render
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"[:300])
+            if msg.type in ("error", "warning") else None)
     out = {"errors": errors}
     t0 = time.perf_counter()
     response = await page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
+    out["document_s"] = time.perf_counter() - t0  # the server's part: Voila has run the page's cells
     try:
         await page.locator("button.qgan-train").wait_for(state="visible", timeout=timeout_s * 1000)
     except Exception as exc:  # say what the page showed instead
         text = (await page.locator("body").inner_text())[-600:]
+        said = "; its console said: " + " | ".join(console[-8:]) if console else ""
         raise RuntimeError(f"no Train button {time.perf_counter() - t0:.0f} s after opening the page (HTTP "
-                           f"{response.status if response else '?'}); it showed: {text!r}") from exc
+                           f"{response.status if response else '?'}); it showed: {text!r}{said}") from exc
     out["render_s"] = time.perf_counter() - t0
     if train:
         await page.wait_for_selector(".qgan-status-pill[data-status='idle']", timeout=timeout_s * 1000)
@@ -230,7 +271,8 @@ def percentile(values, q: float) -> float:
 
 
 def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int = 30, wait_gone: float = 60.0,
-             timeout_s: float = 300.0, workdir: str | Path | None = None, say=print) -> dict:
+             timeout_s: float = 300.0, workdir: str | Path | None = None, say=print,
+             fill_delay: float | None = None) -> dict:
     """Start a classroom server capped at ``pages`` students, open ``pages`` pages at once (and press
     Train on each if ``train``), ask for one page more (it must be refused as full), close them all and
     wait up to ``wait_gone`` s for every student's kernel to be culled. Returns the figures (see the module
@@ -241,7 +283,7 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
                            "`apt-get install -y chromium`")
     own = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="qgan-classroom-") if own else workdir)
-    server = Server(workdir, max_kernels=pages, pool=pool, cull_after=cull_after)
+    server = Server(workdir, max_kernels=pages, pool=pool, cull_after=cull_after, fill_delay=fill_delay)
     sampler = _Sampler(server.proc.pid)
     try:
         server.wait_listening()  # after the default VAE is prepared (loaded when cached)
@@ -250,7 +292,9 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
         sampler.start()
         t0 = time.perf_counter()
         result = asyncio.run(_load(chromium, server.url, pages, train, timeout_s))
-        say(f"  {pages} pages rendered{' and trained' if train else ''} in {time.perf_counter() - t0:.1f} s")
+        load_s = time.perf_counter() - t0
+        say(f"  {pages} pages rendered{' and trained' if train else ''} in {load_s:.1f} s")
+        cpu = sampler.cpu
         closed = time.perf_counter()
         left = server.kernels()
         while time.perf_counter() - closed < wait_gone:
@@ -267,11 +311,15 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
     renders = [s["render_s"] for s in result["students"]]
+    documents = [s["document_s"] for s in result["students"]]
     firsts = [s["first_samples_s"] for s in result["students"] if "first_samples_s" in s]
     full = result["full"]
     return {
-        "pages": pages, "pool": pool, "cull_after_s": cull_after, "warm_after_s": warm_s,
+        "pages": pages, "pool": pool, "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
         "render_p50_s": percentile(renders, 0.5), "render_p95_s": percentile(renders, 0.95),
+        "document_p50_s": percentile(documents, 0.5), "document_p95_s": percentile(documents, 0.95),
+        "load_s": load_s, "cpu_server_s": cpu["server"], "cpu_browser_s": cpu["browser"],
+        "cores": os.cpu_count(),
         "first_samples_p50_s": percentile(firsts, 0.5), "first_samples_p95_s": percentile(firsts, 0.95),
         "peak_pss_gib": sampler.peak / 2**30, "peak_kernels": sampler.peak_kernels,
         "full_refused": full.get("status") == 503 and "class is full" in full.get("text", ""),
@@ -287,13 +335,19 @@ def format_result(r: dict) -> str:
             f"p95 {r['first_samples_p95_s']:.1f} s; peak PSS {r['peak_pss_gib']:.2f} GiB over "
             f"{r['peak_kernels']} kernels; page {r['pages'] + 1} refused as full: {r['full_refused']}; "
             f"students' kernels left {r['kernels_left']} ({r['students_gone_after_s']:.0f} s after closing, "
-            f"cull after {r['cull_after_s']} s)")
+            f"cull after {r['cull_after_s']} s)\n"
+            f"    page document (the server's part of a render) p50 {r['document_p50_s']:.1f} s, "
+            f"p95 {r['document_p95_s']:.1f} s; CPU in those {r['load_s']:.0f} s: server and kernels "
+            f"{r['cpu_server_s']:.0f} s, browsers {r['cpu_browser_s']:.0f} s, of "
+            f"{r['load_s'] * (r['cores'] or 1):.0f} core-seconds")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("classroom", help="N students open the classroom server at once and train (Chromium)")
     p.add_argument("--pages", default="5,10", help="comma-separated numbers of students (default %(default)s)")
     p.add_argument("--pool", type=int, default=2, help="warm kernels (default %(default)s)")
+    p.add_argument("--fill-delay", type=float, default=None,
+                   help="seconds before the pool replaces a kernel (default: the classroom's)")
     p.add_argument("--no-train", action="store_true", help="only open the pages")
     p.add_argument("--json", help="write one object per run to this JSON file")
 
@@ -312,7 +366,7 @@ def classroom_main(args) -> int:
     rows = []
     for n in counts:  # a class size the machine cannot serve is a result, not the end of the benchmark
         try:
-            rows.append(run_load(n, train=not args.no_train, pool=args.pool))
+            rows.append(run_load(n, train=not args.no_train, pool=args.pool, fill_delay=args.fill_delay))
             print(format_result(rows[-1]), flush=True)
         except RuntimeError as exc:
             rows.append({"pages": n, "pool": args.pool, "failed": str(exc)})
