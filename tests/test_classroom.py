@@ -61,6 +61,8 @@ def test_students_are_the_kernels_beyond_the_ready_pool():
         km = Manager(["s1", "s2", "p1"], {"dashboard.ipynb": [ready, waiting]})
         assert classroom.students(km) == 2  # not 3 - 2 places = 1
         assert classroom.students(Manager(["s1"], {})) == 1  # no pool (--pool 0)
+        assert classroom.ready_in_pool(km) == 1  # a page takes "p1"; the next one gets a fresh kernel
+        assert classroom.ready_in_pool(Manager(["s1"], {"dashboard.ipynb": [waiting, ready]})) == 0  # front waits
         waiting.cancel()
 
     asyncio.run(check())
@@ -224,6 +226,7 @@ def test_the_explorer_bench_times_train_to_first_samples():
 
     result = fs.measure([(2, 1), (2, 1)], say=lambda *_: None)
     first, again = result["rows"]
-    assert result["load_s"] >= 0 and not first["shape_seen_before"] and again["shape_seen_before"]
+    assert not first["shape_seen_before"] and again["shape_seen_before"]
+    assert fs.format_row(first).startswith("   2 qubits x 1 layer: first step")
     for row in (first, again):
         assert 0 < row["first_step_s"] <= row["first_samples_s"] < 120, row

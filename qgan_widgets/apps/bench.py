@@ -1,6 +1,8 @@
-"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep|lr|classroom``).
+"""Benchmarks: figures to read, never timed tests (``python -m qgan_widgets bench generator|host|seeds|sweep|lr|classroom|explorer``).
 
-``bench sweep`` (sweep trials per hour, one by one against ensembles) is :mod:`qgan_widgets.apps.throughput`.
+``bench sweep`` (sweep trials per hour, one by one against ensembles) is :mod:`qgan_widgets.apps.throughput`;
+``bench classroom`` (students at once on the classroom server) :mod:`.classroom_load`; ``bench explorer``
+(Train -> first samples as a student changes the settings) :mod:`.first_samples`.
 
 ``bench generator`` builds the style-based quantum generator for every backend and size, and
 times what training does per generator step: a forward pass on a batch of noise and the gradient
@@ -307,7 +309,7 @@ def _generator_main(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qgan_widgets bench generator|host|seeds|sweep|lr [options]``."""
+    """``python -m qgan_widgets bench generator|host|seeds|sweep|lr|classroom|explorer [options]``."""
     parser = argparse.ArgumentParser(prog="python -m qgan_widgets bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     gen = sub.add_parser("generator", help="forward + gradient steps of the quantum generator, per backend")
@@ -333,12 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--quick", action="store_true", help="the quick demo (default: the full one)")
     seeds.add_argument("--steps", type=int, default=None, help="override the demo's training steps")
     seeds.add_argument("--json", help="write the rows and the spread to this JSON file")
-    from qgan_widgets.apps import classroom_load, lr_pilot
+    from qgan_widgets.apps import classroom_load, first_samples, lr_pilot
     from qgan_widgets.apps.throughput import add_parser, throughput_main
 
     add_parser(sub)
     lr_pilot.add_parser(sub)
     classroom_load.add_parser(sub)
+    first_samples.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.what == "host":
@@ -355,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             return lr_pilot.lr_main(args)
         if args.what == "classroom":
             return classroom_load.classroom_main(args)
+        if args.what == "explorer":
+            return first_samples.explorer_main(args)
         if args.batch < 1 or args.steps < 1 or args.warmup < 0:
             raise ValueError("--batch and --steps must be >= 1 and --warmup >= 0")
         return _generator_main(args)

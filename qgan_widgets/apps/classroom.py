@@ -133,6 +133,24 @@ def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: 
     return token
 
 
+def _ready(task) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+def ready_in_pool(kernel_manager) -> int:
+    """The warm pool's kernels ready to take, counted from the front (a page takes the front one; Voila
+    keeps the pool as tasks, and a refill's task waits ``--fill-delay`` before it starts a kernel)."""
+    pools = getattr(kernel_manager, "_pools", {})
+    name = getattr(kernel_manager, "notebook_path", None)
+    ready = 0
+    for pool in ([pools.get(name, [])] if name in pools else pools.values()):
+        for task in pool:
+            if not _ready(task):
+                break
+            ready += 1
+    return ready
+
+
 def students(kernel_manager) -> int:
     """Kernels serving pages: every kernel but the warm pool's ready ones. A kernel the pool is still
     starting or rendering counts as a student's until it is ready (a page may be refused for those seconds
@@ -142,7 +160,7 @@ def students(kernel_manager) -> int:
     ready = set()
     for pool in getattr(kernel_manager, "_pools", {}).values():
         for task in pool:
-            if task.done() and not task.cancelled() and task.exception() is None:
+            if _ready(task):
                 ready.add(task.result().get("kernel_id"))
     return sum(1 for kernel_id in kernel_manager.list_kernel_ids() if kernel_id not in ready)
 
@@ -160,6 +178,12 @@ def _classroom_app():
 
         def students(self) -> int:
             return students(self.kernel_manager)
+
+        def should_use_rendered_notebook(self, notebook_data, pool_size, *args, **kwargs):
+            # Voila counts the pool's places: a page would wait on a refill still sleeping --fill-delay
+            # (64 s documents at 5 students, pool 2). A page takes a kernel only when one is ready.
+            ready = ready_in_pool(self.kernel_manager)
+            return ready > 0 and super().should_use_rendered_notebook(notebook_data, ready, *args, **kwargs)
 
         async def get(self, path=None):
             if not path and self.students() >= self.max_kernels:

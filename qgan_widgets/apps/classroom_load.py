@@ -233,7 +233,7 @@ async def _student(browser, url: str, train: bool, timeout_s: float) -> dict:
     if train:
         await page.wait_for_selector(".qgan-status-pill[data-status='idle']", timeout=timeout_s * 1000)
         t1 = time.perf_counter()
-        await page.locator("button.qgan-train").click()
+        await page.locator("button.qgan-train").click(timeout=timeout_s * 1000)  # 20 pages on 2 cores: > 30 s
         try:
             await page.wait_for_function(
                 "() => { const c = document.querySelector('.qgan-samples-caption'); "
