@@ -30,6 +30,21 @@ class KerasModeError(RuntimeError):
     """TensorFlow is already running with Keras 3, which TensorFlow Quantum cannot use."""
 
 
+ONEDNN_DEFAULT = "0"
+"""``TF_ENABLE_ONEDNN_OPTS`` unless the environment sets it: oneDNN's graph kernels off (see below)."""
+ONEDNN_ISA_DEFAULT = "AVX2"
+"""``ONEDNN_MAX_CPU_ISA`` unless the environment sets it: oneDNN's matrix products (which TensorFlow's own
+kernels call too) use AVX2 code on every machine.
+
+Both reproduce the machines every committed figure was measured on, where the host test (``bench host``)
+found capping oneDNN to AVX2 and turning it off changed nothing.
+TensorFlow turns oneDNN's graph kernels on by itself on CPUs with AVX-512 VNNI, BF16 or AMX, and oneDNN
+picks code by the CPU's instruction sets, which rounds differently: on a Xeon with AMX the same seed gave
+another quick-demo FD with oneDNN capped to AVX2 than without (170.4 vs 166.2), and an ensemble member
+drifted 0.009 from its solo run (0.0003 allowed). Values set beforehand win (faster on such CPUs, other
+numbers)."""
+
+
 def ensure_legacy_keras() -> None:
     """Select Keras 2 (tf_keras) for TensorFlow, or fail clearly if it is too late to do so."""
     value = os.environ.get("TF_USE_LEGACY_KERAS")
@@ -40,6 +55,8 @@ def ensure_legacy_keras() -> None:
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose_logs() else "2")  # no INFO/WARNING chatter
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)  # the same kernels on every x86 machine
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA_DEFAULT)
     tf = sys.modules.get("tensorflow")
     if tf is None:
         return
