@@ -112,7 +112,7 @@ def voila_argv(notebook: Path, port: int, ip: str, max_kernels: int, pool: int, 
 
 
 def check_settings(port: int, ip: str, max_kernels: int, pool: int, cull_after: int, token: str | None,
-                   fill_delay: float = 0.0) -> str | None:
+                   fill_delay: float = DEFAULT_FILL_DELAY) -> str | None:
     """Refuse impossible settings with a message naming the option; returns the token to use (one is
     made when the server is bound beyond loopback without one)."""
     if not 0 < port < 65536:
@@ -213,9 +213,6 @@ def _classroom_app():
     return ClassroomVoila
 
 
-MAX_LATENT = 24
-"""The largest latent size the Explorer can ask for (12 qubits, readout ``xz``)."""
-
 PREPARE = """
 import sys, time
 from qgan_widgets.widgets.runner import workspace_for
@@ -228,24 +225,31 @@ for size in map(int, sys.argv[1:]):
 
 def default_latent() -> int:
     """The latent size of the Explorer's default settings."""
-    from qgan_widgets.quantum.circuits import latent_dim_for
-    from qgan_widgets.widgets.state import defaults
+    from qgan_widgets.widgets.state import defaults, latent_dim_of
 
-    d = defaults()
-    return latent_dim_for(d["num_qubits"], d["readout"])
+    return latent_dim_of(defaults())
+
+
+def max_latent() -> int:
+    """The largest latent size the Explorer can ask for (its most qubits, the widest readout)."""
+    from qgan_widgets.quantum.circuits import READOUTS, latent_dim_for
+    from qgan_widgets.widgets.state import MAX_QUBITS
+
+    return max(latent_dim_for(MAX_QUBITS, readout) for readout in READOUTS)
 
 
 def parse_latents(spec: str) -> list[int]:
     """``"3"``, ``"2-8"``, ``"2,4,8"`` -> the latent sizes, sorted; ``ValueError`` naming ``--latents``."""
     sizes: set[int] = set()
+    top = max_latent()
     for part in str(spec).replace(" ", "").split(","):
         lo, sep, hi = part.partition("-")
         try:
             first, last = int(lo), int(hi if sep else lo)
         except ValueError:
             raise ValueError(f"--latents: {part!r} is not a size or a range like 2-8 (in {spec!r})") from None
-        if not 1 <= first <= last <= MAX_LATENT:
-            raise ValueError(f"--latents: {part!r} must be sizes from 1 to {MAX_LATENT}, low to high")
+        if not 1 <= first <= last <= top:
+            raise ValueError(f"--latents: {part!r} must be sizes from 1 to {top}, low to high")
         sizes.update(range(first, last + 1))
     return sorted(sizes)
 
