@@ -16,6 +16,8 @@ COMMANDS = {
     "vae-study": ("qgan_widgets.apps.vae_study", "the VAE tuning study behind the default latent space"),
     "classroom": ("qgan_widgets.apps.classroom", "serve the Explorer to a class (Voila: warm pool, culling, a cap)"),
 }
+BATCH = ("demo", "bench", "sweep", "vae-study")
+"""Commands that run as batch jobs: they keep freed memory for reuse (:mod:`qgan_widgets._allocator`)."""
 
 
 def _usage() -> str:
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"qgan_widgets: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
         return 2
+    if name in BATCH:
+        from qgan_widgets._allocator import keep_freed_memory
+
+        keep_freed_memory()
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

@@ -11,6 +11,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QGAN_FAST", "1")
 
+from qgan_widgets._allocator import keep_freed_memory  # noqa: E402  (the tests are a batch job)
+
+keep_freed_memory()
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_MAT = ROOT.parent / "shared" / "data" / "sat4-sample" / "sat4-sample100.mat"
 

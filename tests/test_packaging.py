@@ -113,3 +113,31 @@ def test_no_tensorflow_start_up_noise_unless_asked_for():
     loud = subprocess.run([sys.executable, "-c", _WORK], capture_output=True, text=True, timeout=300,
                           env={**env, "QGAN_TF_LOGS": "1"})
     assert loud.returncode == 0 and any(n in loud.stderr for n in NOISE), loud.stderr  # the filter matters here
+
+
+_MAPPED = ("import ctypes, sys; from qgan_widgets._allocator import keep_freed_memory\n"
+           "class Info(ctypes.Structure): _fields_ = [(n, ctypes.c_size_t) for n in "
+           "('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
+           "libc = ctypes.CDLL(None); libc.mallinfo2.restype = Info; libc.malloc.restype = ctypes.c_void_p\n"
+           "libc.free.argtypes = [ctypes.c_void_p]\n"
+           "kept = keep_freed_memory(); before = libc.mallinfo2().hblks; p = libc.malloc(8 << 20)\n"
+           "print(kept, libc.mallinfo2().hblks - before); libc.free(p)")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_batch_jobs_keep_freed_memory_and_the_switch_turns_it_off():
+    """An 8 MiB block (a batch of tiles) comes from the heap, not a fresh mapping the OS must fault in
+    page by page, once keep_freed_memory ran; QGAN_KEEP_FREED=0 leaves glibc's default (mapped)."""
+    env = {k: v for k, v in os.environ.items() if k != "QGAN_KEEP_FREED"}
+    on = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True, env=env, timeout=120)
+    off = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True, timeout=120,
+                         env={**env, "QGAN_KEEP_FREED": "0"})
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert on.stdout.split() == ["True", "0"] and off.stdout.split() == ["False", "1"], (on.stdout, off.stdout)
+
+
+def test_batch_commands_keep_freed_memory_and_the_classroom_does_not():
+    from qgan_widgets import __main__ as cli
+
+    assert set(cli.BATCH) == {"demo", "bench", "sweep", "vae-study"} and "classroom" not in cli.BATCH
+    assert set(cli.BATCH) <= set(cli.COMMANDS)

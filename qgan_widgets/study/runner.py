@@ -62,7 +62,10 @@ def limit_threads(n: int = 1) -> None:
     """
     for var in THREAD_VARS:
         os.environ[var] = str(n)
+    from qgan_widgets._allocator import keep_freed_memory
     from qgan_widgets._tf import tf
+
+    keep_freed_memory()  # a worker is a batch job
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
