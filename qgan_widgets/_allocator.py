@@ -4,9 +4,9 @@ TensorFlow allocates and frees its tensors' buffers at every op. With glibc's de
 128 KiB (a batch of tiles, a convolution's buffer) are mapped from the OS and unmapped when freed, and
 the next one is faulted in page by page again: the full demo took 16.7 million page faults and 50 s of
 system time on 2 cores. :func:`keep_freed_memory` raises malloc's mmap and trim thresholds so that
-freed memory stays in the process for reuse: measured on the full demo from an empty cache (2 cores,
-same numbers), 263 s instead of 297 s (the VAE 154 s instead of 180 s; 10.0 million faults, 34 s of
-system time). The price: a process keeps its peak heap until it exits (about 1.5 GiB for the demo), so
+freed memory stays in the process for reuse: measured on the full demo from an empty cache (a 2-core
+Xeon, seed 0, the same numbers), 256 s instead of 297 s (the VAE 147 s instead of 180 s; 13.6 million
+faults, 40 s of system time). The price: a process keeps its peak heap until it exits (about 1.5 GiB for the demo), so
 batch jobs call it (the command line's demo, sweep, bench and vae-study, a sweep's workers, the tests)
 and the classroom's kernels do not. ``QGAN_KEEP_FREED=0`` turns it off.
 """
