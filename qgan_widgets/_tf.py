@@ -36,12 +36,11 @@ ONEDNN_ISA_DEFAULT = "AVX2"
 """``ONEDNN_MAX_CPU_ISA`` unless the environment sets it: oneDNN's matrix products (which TensorFlow's own
 kernels call too) use AVX2 code on every machine.
 
-Both reproduce the machines every committed figure was measured on, where the host test (``bench host``)
-found capping oneDNN to AVX2 and turning it off changed nothing.
 TensorFlow turns oneDNN's graph kernels on by itself on CPUs with AVX-512 VNNI, BF16 or AMX, and oneDNN
-picks code by the CPU's instruction sets, which rounds differently: on a Xeon with AMX the same seed gave
-another quick-demo FD with oneDNN capped to AVX2 than without (170.4 vs 166.2), and an ensemble member
-drifted 0.009 from its solo run (0.0003 allowed). Values set beforehand win (faster on such CPUs, other
+picks code by the CPU's instruction sets, which rounds differently: on a Xeon with AMX an ensemble member
+drifted 0.009 from its solo run (0.0003 allowed) until both were set. They keep such CPUs on the code an
+AVX2 machine runs; they do not make scores the same on every CPU: the quick demo's seed-0 scores on that Xeon differ from those of the AMD EPYC that measured the
+README's tables, at this same cap (README, "The stack"). Values set beforehand win (faster on such CPUs, other
 numbers)."""
 
 

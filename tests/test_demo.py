@@ -151,6 +151,26 @@ def test_scores_do_not_depend_on_the_hosts_core_count_onednn_isa_or_load():
         assert all(row[k] == rows[0][k] for k in reproduce.KEYS), (name, row, rows[0])
 
 
+def test_seed_table_runs_each_seed_in_a_fresh_process(monkeypatch, capsys):
+    """bench seeds: one probe process per seed (empty cache, a first run's time), the quick flag and the
+    steps passed on, both times printed."""
+    from qgan_widgets.apps import reproduce
+
+    calls = []
+
+    def probe(env, cpus, steps, seed, timeout, quick=True):
+        calls.append((env, cpus, steps, seed, quick))
+        return {"fd_untrained": 100.0 + seed, "fd_generated": 5.0, "fd_classical": 4.0, "fd_reconstruction_floor": 3.0,
+                "gap_closed": 0.98, "classifier_accuracy_ratio": 0.95, "class_mix_tv": 0.1,
+                "class_mix_tv_classical": 0.05, "wall_time_s": 250.0, "process_s": 258.0}
+
+    monkeypatch.setattr(reproduce, "_run_probe", probe)
+    rows = reproduce.seed_table([0, 3], quick=False, steps=50)
+    assert calls == [({}, None, 50, 0, False), ({}, None, 50, 3, False)]
+    assert [r["seed"] for r in rows] == [0, 3] and rows[1]["fd_untrained"] == 103.0
+    assert "(250 s; 258 s with Python's start)" in capsys.readouterr().out
+
+
 def test_seed_spread_skips_undefined_scores():
     """bench seeds: a seed whose untrained score is already at the floor has no gap to close (NaN):
     the spread is taken over the seeds where it is defined, and says how many."""
