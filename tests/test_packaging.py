@@ -132,6 +132,8 @@ def test_batch_jobs_keep_freed_memory_and_the_switch_turns_it_off():
     on = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True, env=env, timeout=120)
     off = subprocess.run([sys.executable, "-c", _MAPPED], capture_output=True, text=True, timeout=120,
                          env={**env, "QGAN_KEEP_FREED": "0"})
+    if "mallinfo2" in on.stderr:  # glibc older than 2.33
+        pytest.skip("this C library has no mallinfo2 to read the mapped blocks with")
     assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
     assert on.stdout.split() == ["True", "0"] and off.stdout.split() == ["False", "1"], (on.stdout, off.stdout)
 
