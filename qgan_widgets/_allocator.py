@@ -6,9 +6,9 @@ the next one is faulted in page by page again: the full demo took 16.7 million p
 system time on 2 cores. :func:`keep_freed_memory` raises malloc's mmap and trim thresholds so that
 freed memory stays in the process for reuse: measured on the full demo from an empty cache (a 2-core
 Xeon, seed 0, the same numbers), 256 s instead of 297 s (the VAE 147 s instead of 180 s; 13.6 million
-faults, 40 s of system time). The price: a process keeps its peak heap until it exits (about 1.5 GiB for the demo), so
-batch jobs call it (the command line's demo, sweep, bench and vae-study, a sweep's workers, the tests)
-and the classroom's kernels do not. ``QGAN_KEEP_FREED=0`` turns it off.
+faults, 40 s of system time). The price: a process keeps its peak heap until it exits (about 1.5 GiB
+for the demo), so batch jobs call it (the command line's demo, sweep, bench and vae-study, a sweep's
+workers, the tests) and the classroom's kernels do not. ``QGAN_KEEP_FREED=0`` turns it off.
 """
 from __future__ import annotations
 

@@ -39,9 +39,9 @@ kernels call too) use AVX2 code on every machine.
 TensorFlow turns oneDNN's graph kernels on by itself on CPUs with AVX-512 VNNI, BF16 or AMX, and oneDNN
 picks code by the CPU's instruction sets, which rounds differently: on a Xeon with AMX an ensemble member
 drifted 0.009 from its solo run (0.0003 allowed) until both were set. They keep such CPUs on the code an
-AVX2 machine runs; they do not make scores the same on every CPU: the quick demo's seed-0 scores on that Xeon differ from those of the AMD EPYC that measured the
-README's tables, at this same cap (README, "The stack"). Values set beforehand win (faster on such CPUs, other
-numbers)."""
+AVX2 machine runs; they do not make scores the same on every CPU: the quick demo's seed-0 scores on that
+Xeon differ from those of the AMD EPYC that measured the README's tables, at this same cap (README, "The
+stack"). Values set beforehand win (faster on such CPUs, other numbers)."""
 
 
 def ensure_legacy_keras() -> None:

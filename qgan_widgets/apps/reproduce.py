@@ -7,8 +7,10 @@ AVX2 or switched off, BLAS on one thread, and TensorFlow's thread count left to 
 one core and on all. With the toolkit's fixed thread count the scores must be identical; the last
 two rows show what the machine's core count does without it.
 
-``bench seeds`` runs the demo (quick or full) for several seeds and prints each seed's scores and
-their spread: the range a reader's own seed-0 run should land in. The README quotes both tables.
+``bench seeds`` runs the demo (quick or full) for several seeds, each in a fresh process with an empty
+cache as ``make demo`` runs it, and prints each seed's scores, time and their spread: the range a
+reader's own run should land near (on another CPU the same seed is another draw: README, "The stack").
+The README quotes both tables.
 """
 from __future__ import annotations
 
