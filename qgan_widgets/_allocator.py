@@ -27,7 +27,10 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 def keep_freed_memory() -> bool:
     """Set the thresholds above for this process; True when they took effect (False off glibc/Linux or
     with ``QGAN_KEEP_FREED=0``). Idempotent."""
-    if not sys.platform.startswith("linux") or os.environ.get("QGAN_KEEP_FREED", "1").strip() in ("0", "false", "no"):
+    from qgan_widgets import env_flag
+
+    switched_off = "QGAN_KEEP_FREED" in os.environ and not env_flag("QGAN_KEEP_FREED")  # on unless set to 0/false
+    if not sys.platform.startswith("linux") or switched_off:
         return False
     import ctypes
 

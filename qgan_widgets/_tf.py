@@ -54,7 +54,7 @@ def ensure_legacy_keras() -> None:
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose_logs() else "2")  # no INFO/WARNING chatter
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)  # the same kernels on every x86 machine
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)  # an AVX2 machine's kernels on AMX ones too
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA_DEFAULT)
     tf = sys.modules.get("tensorflow")
     if tf is None:
