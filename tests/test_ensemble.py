@@ -133,6 +133,14 @@ def test_run_ensemble_gives_run_trainings_summaries_with_batched_evaluation():
     assert summaries[1]["fd_reconstruction_floor"] == solo["fd_reconstruction_floor"]
     assert all(s["eval_s"] > 0 and s["steps_s"] > 0 and s["first_step_s"] > 0 for s in summaries)
     assert summaries[0]["final_fd"] != summaries[2]["final_fd"]
+    # The ensemble's scoring decodes and classifies each member as a solo evaluation does: for the
+    # same latents, the same image FD to the bit (one pass over all members' tiles rounded differently).
+    z = np.random.default_rng(3).uniform(-1, 1, (3, 200, 4)).astype(np.float32)
+    together = ws._score_members(z, 200, 16, 0, "x")
+    for s in range(3):
+        alone = ws._score_members(z[s:s + 1], 200, 16, 0, "x")[0]
+        assert together[s][0]["fd"] == alone[0]["fd"] and together[s][0]["fd_latent"] == alone[0]["fd_latent"]
+        np.testing.assert_array_equal(together[s][1], alone[1])
 
 
 # ------------------------------------------------------------------------------- the sweep

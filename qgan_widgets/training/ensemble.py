@@ -6,8 +6,8 @@ call and op overheads) and pays its own start-up (tracing, compiling the simulat
 stacks the S members' generators and critics (:mod:`qgan_widgets.models.stacked`: one variable per
 weight with a leading member axis), so one step of the ensemble is one step of every member: the
 quantum members' ``S x B`` circuits are one batch of the simulator, the critics one batched matrix
-product, and the whole step one traced program. Evaluation decodes and scores all members' samples
-in one pass (:meth:`qgan_widgets.pipeline.Workspace.ensemble_evaluator`).
+product, and the whole step one traced program. Evaluation scores all members' samples at once
+(:meth:`qgan_widgets.pipeline.Workspace.ensemble_evaluator`), decoding them in a solo run's batches.
 
 Every member is the run :class:`~qgan_widgets.training.trainer.WGANGPTrainer` would train alone with
 its seed: its own initial weights (built with its seed), its own random stream (a Philox generator
