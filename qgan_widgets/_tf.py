@@ -129,30 +129,19 @@ def verbose_logs() -> bool:
     return env_flag("QGAN_TF_LOGS")
 
 
-def _import_quietly():
-    """Import TensorFlow and tf_keras with descriptor 2 diverted; drop the HARMLESS lines, pass on the rest."""
+def _quietly(action):
+    """Run ``action()`` with descriptor 2 diverted; drop the HARMLESS lines, pass on the rest."""
     import tempfile
 
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: import as is
-        import tensorflow
-        import tf_keras
-
-        _pin_threads(tensorflow)
-        return tensorflow, tf_keras
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: run as is
+        return action()
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 2)
         try:
-            import tensorflow
-            import tf_keras
-
-            _pin_threads(tensorflow)
-            tensorflow.config.list_physical_devices("GPU")  # the cuInit message comes now, not mid-training
-            # XLA's once-per-process lines ("XLA service ... initialized", "Compiled cluster using XLA")
-            # go through absl before its logging is set up, at any log level: let them come now.
-            tensorflow.function(lambda x: x + 1.0, jit_compile=True)(tensorflow.zeros((1,)))
+            return action()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -161,20 +150,50 @@ def _import_quietly():
             kept = [line for line in text.splitlines() if line.strip() and not any(h in line for h in HARMLESS)]
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
-    return tensorflow, tf_keras
+
+
+def _start_runtime(tensorflow) -> None:
+    tensorflow.config.list_physical_devices("GPU")  # the cuInit message comes now, not mid-training
+    # XLA's once-per-process lines ("XLA service ... initialized", "Compiled cluster using XLA")
+    # go through absl before its logging is set up, at any log level: let them come now.
+    tensorflow.function(lambda x: x + 1.0, jit_compile=True)(tensorflow.zeros((1,)))
+
+
+def start_quietly() -> None:
+    """Start TensorFlow's runtime (thread pools, XLA) now, its start-up lines filtered like the import's.
+
+    Importing this module does it, unless ``QGAN_TF_DEFER_START=1`` asked it not to: a process that will
+    ``fork()`` (the classroom's fork server) must not start it, since a forked child inherits no threads
+    and would hang at its first XLA program; each child calls this instead."""
+    _quietly(lambda: _start_runtime(tf))
+
+
+def _import_quietly(start: bool = True):
+    """Import TensorFlow and tf_keras quietly (see :func:`_quietly`), pin the threads, and start the runtime
+    if ``start``."""
+    def run():
+        import tensorflow
+        import tf_keras
+
+        _pin_threads(tensorflow)
+        if start:
+            _start_runtime(tensorflow)
+        return tensorflow, tf_keras
+
+    return _quietly(run)
 
 
 ensure_legacy_keras()
 
 if "tensorflow" in sys.modules or verbose_logs():
-    _fresh = "tensorflow" not in sys.modules
     import tensorflow as tf  # noqa: E402  (must follow the guard)
     import tf_keras as keras  # noqa: E402
 
-    if _fresh:
-        _pin_threads(tf)
+    _pin_threads(tf)  # unless its runtime has started (TensorFlow imported and used before qgan_widgets)
 else:
-    tf, keras = _import_quietly()
+    from qgan_widgets import env_flag as _env_flag
+
+    tf, keras = _import_quietly(start=not _env_flag("QGAN_TF_DEFER_START"))
 if not verbose_logs():
     try:  # Python-side warnings of TensorFlow and Keras go through absl: errors only
         from absl import logging as _absl_logging
@@ -184,4 +203,4 @@ if not verbose_logs():
         pass
     tf.get_logger().setLevel("ERROR")
 
-__all__ = ["tf", "keras", "ensure_legacy_keras", "verbose_logs", "thread_count", "DEFAULT_THREADS", "KerasModeError", "HARMLESS"]
+__all__ = ["tf", "keras", "ensure_legacy_keras", "start_quietly", "verbose_logs", "thread_count", "DEFAULT_THREADS", "KerasModeError", "HARMLESS"]

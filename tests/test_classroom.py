@@ -185,7 +185,8 @@ def test_the_bench_reports_a_class_size_the_machine_cannot_serve_and_goes_on(mon
 
     from qgan_widgets.apps import classroom_load
 
-    def fake_run_load(n, train=True, pool=2, fill_delay=None):
+    def fake_run_load(n, train=True, pool=2, fill_delay=None, fork=True):
+        assert fork is False  # --no-fork reaches the server
         if n == 10:
             raise RuntimeError("no Train button 266 s after opening the page (HTTP 200)\n--- log ---")
         return {"pages": n, "pool": pool, "cull_after_s": 30, "render_p50_s": 1.0, "render_p95_s": 2.0,
@@ -196,7 +197,7 @@ def test_the_bench_reports_a_class_size_the_machine_cannot_serve_and_goes_on(mon
 
     monkeypatch.setattr(classroom_load, "run_load", fake_run_load)
     out = tmp_path / "rows.json"
-    args = argparse.Namespace(pages="5,10,3", pool=2, no_train=False, json=str(out), fill_delay=None)
+    args = argparse.Namespace(pages="5,10,3", pool=2, no_train=False, json=str(out), fill_delay=None, no_fork=True)
     assert classroom_load.classroom_main(args) == 0
     text = capsys.readouterr().out
     assert "10 students: FAILED: no Train button 266 s" in text and "3 students (2 warm kernels)" in text

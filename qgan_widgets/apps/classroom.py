@@ -19,6 +19,9 @@ settings, plus one page):
   instead of every kernel training the same VAE at once; ``--latents 2-8`` prepares more sizes (the
   latent size is the qubit count with readout ``z``), so that a student who changes the qubits trains
   at once instead of waiting for a VAE (minutes at full sizes);
+- **kernels forked from one process** that has imported TensorFlow and the dashboard
+  (:mod:`.classroom_fork`): they share those libraries' memory copy-on-write and start in a fraction
+  of a second instead of importing for seconds each (``--no-fork``: every kernel its own process);
 - **loopback by default**; bound to any other address it requires a token (``--token``, or one is
   made and printed with the URL to hand out);
 - **nothing fetched from the internet**: the page uses the ``qgan`` Voila template
@@ -286,6 +289,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-prepare", action="store_true",
                    help="do not prepare any VAE before serving (each first Train then may)")
     p.add_argument("--notebook", default=str(NOTEBOOK), help="the page to serve (default: the Explorer)")
+    p.add_argument("--no-fork", action="store_true",
+                   help="start each kernel as its own process instead of forking it from one that has "
+                        "imported TensorFlow (more memory and slower starts; for comparison or trouble)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     # the kernels inherit this: glibc's per-thread malloc arenas cost a trained kernel ~60 MB more
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     os.environ["JUPYTER_PATH"] = voila_env()["JUPYTER_PATH"]  # the qgan template (read at start-up)
+    if not args.no_fork:  # Jupyter's provisioner factory reads this for every kernel it starts
+        from qgan_widgets.apps.classroom_fork import PROVISIONER
+
+        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = PROVISIONER
     _classroom_app().launch_instance(
         argv=voila_argv(notebook, args.port, args.ip, args.max_kernels, args.pool, args.cull_after, token,
                         args.fill_delay))

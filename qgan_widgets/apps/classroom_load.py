@@ -66,8 +66,10 @@ def _tree(pid: int) -> list:
 def _is_kernel(proc) -> bool:
     import psutil
 
-    try:
-        return any("ipykernel" in part for part in proc.cmdline())
+    from qgan_widgets.apps.classroom_fork import KERNEL_NAME
+
+    try:  # a forked kernel has the fork server's command line and its own name
+        return proc.name() == KERNEL_NAME or any("ipykernel" in part for part in proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -89,7 +91,8 @@ def tree_pss(pid: int) -> tuple[float, int]:
 class Server:
     """The classroom server in a subprocess with its own Jupyter paths and a kernel of this Python."""
 
-    def __init__(self, workdir: Path, max_kernels: int, pool: int, cull_after: int, fill_delay: float | None = None):
+    def __init__(self, workdir: Path, max_kernels: int, pool: int, cull_after: int, fill_delay: float | None = None,
+                 fork: bool = True):
         self.workdir, self.port = Path(workdir), free_port()
         kernels = self.workdir / "jupyter" / "kernels" / "python3"
         kernels.mkdir(parents=True, exist_ok=True)
@@ -104,6 +107,8 @@ class Server:
                f"--max-kernels={max_kernels}", f"--pool={pool}", f"--cull-after={cull_after}"]
         if fill_delay is not None:
             cmd.append(f"--fill-delay={fill_delay:g}")
+        if not fork:
+            cmd.append("--no-fork")
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -272,8 +277,8 @@ def percentile(values, q: float) -> float:
 
 def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int = 30, wait_gone: float = 60.0,
              timeout_s: float = 300.0, workdir: str | Path | None = None, say=print,
-             fill_delay: float | None = None) -> dict:
-    """Start a classroom server capped at ``pages`` students, open ``pages`` pages at once (and press
+             fill_delay: float | None = None, fork: bool = True) -> dict:
+    """Start a classroom server (kernels forked from one process unless ``fork`` is False) capped at ``pages`` students, open ``pages`` pages at once (and press
     Train on each if ``train``), ask for one page more (it must be refused as full), close them all and
     wait up to ``wait_gone`` s for every student's kernel to be culled. Returns the figures (see the module
     docstring) plus ``renders``, ``first_samples``, ``page_errors`` and the server's log tail on failure."""
@@ -283,7 +288,7 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
                            "`apt-get install -y chromium`")
     own = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="qgan-classroom-") if own else workdir)
-    server = Server(workdir, max_kernels=pages, pool=pool, cull_after=cull_after, fill_delay=fill_delay)
+    server = Server(workdir, max_kernels=pages, pool=pool, cull_after=cull_after, fill_delay=fill_delay, fork=fork)
     sampler = _Sampler(server.proc.pid)
     try:
         server.wait_listening()  # after the default VAE is prepared (loaded when cached)
@@ -315,7 +320,7 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
     firsts = [s["first_samples_s"] for s in result["students"] if "first_samples_s" in s]
     full = result["full"]
     return {
-        "pages": pages, "pool": pool, "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
+        "pages": pages, "pool": pool, "forked_kernels": fork, "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
         "render_p50_s": percentile(renders, 0.5), "render_p95_s": percentile(renders, 0.95),
         "document_p50_s": percentile(documents, 0.5), "document_p95_s": percentile(documents, 0.95),
         "load_s": load_s, "cpu_server_s": cpu["server"], "cpu_browser_s": cpu["browser"],
@@ -349,6 +354,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fill-delay", type=float, default=None,
                    help="seconds before the pool replaces a kernel (default: the classroom's)")
     p.add_argument("--no-train", action="store_true", help="only open the pages")
+    p.add_argument("--no-fork", action="store_true", help="the classroom's --no-fork: each kernel its own process")
     p.add_argument("--json", help="write one object per run to this JSON file")
 
 
@@ -366,7 +372,8 @@ def classroom_main(args) -> int:
     rows = []
     for n in counts:  # a class size the machine cannot serve is a result, not the end of the benchmark
         try:
-            rows.append(run_load(n, train=not args.no_train, pool=args.pool, fill_delay=args.fill_delay))
+            rows.append(run_load(n, train=not args.no_train, pool=args.pool, fill_delay=args.fill_delay,
+                                 fork=not args.no_fork))
             print(format_result(rows[-1]), flush=True)
         except RuntimeError as exc:
             rows.append({"pages": n, "pool": args.pool, "failed": str(exc)})
