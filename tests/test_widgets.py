@@ -585,4 +585,5 @@ def test_the_progress_bar_moves_without_relaying_out_the_page():
 
     keyframes = _CSS.split("@keyframes qgan-sweep", 1)[1].split("}\n", 1)[0]
     assert "transform" in keyframes and "margin" not in keyframes and "left" not in keyframes
+    assert "steps(" in _CSS.split(".qgan-progress > div", 1)[1].split("}", 1)[0]  # a few frames a second
     assert "prefers-reduced-motion" in _CSS

@@ -79,7 +79,7 @@ FULL_PAGE = """<!doctype html>
 <p>All {limit} places of this classroom server are taken. This page tries again by itself every
 {retry} seconds; a place frees up about {cull} seconds after someone closes their page.</p>
 <p>Teacher: start the server with a larger <code>--max-kernels</code> if the machine has the memory
-(about 0.7 GiB and a share of a core per student: <code>python -m qgan_widgets bench classroom</code> measures it).</p>
+(about 0.4 GiB with forked kernels, 0.7 without, and a share of a core per student: <code>python -m qgan_widgets bench classroom</code> measures it).</p>
 </body></html>"""
 
 

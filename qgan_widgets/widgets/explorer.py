@@ -45,15 +45,16 @@ _CSS = """<style>
 .qgan-progress { height: 6px; width: 100%; max-width: 720px; background: #e8e3f0; border-radius: 3px;
                  overflow: hidden; margin: 4px 0 2px 0; }
 .qgan-progress > div { height: 100%; width: 35%; background: #8e44ad; border-radius: 3px;
-                       animation: qgan-sweep 1.4s linear infinite; will-change: transform; }
+                       animation: qgan-sweep 1.4s steps(7) infinite; will-change: transform; }
 @media (prefers-reduced-motion: reduce) { .qgan-progress > div { animation: none; width: 100%; opacity: 0.5; } }
 .qgan-stale { opacity: 0.35; filter: grayscale(60%); }
 .qgan-explorer.qgan-projector { zoom: 1.4; }
 </style>"""
 """The dashboard's own rules: the indeterminate progress bar, dimmed stale views, projector mode. The bar
-moves by ``transform`` (the compositor's work): moving it by ``margin-left`` re-laid-out the whole page
-60 times a second, and five pages doing so in headless Chromium took three quarters of two cores from
-the kernels they were waiting for (``bench classroom --pages 5``: 545 of 702 core-seconds)."""
+moves by ``transform`` (the compositor's work) in 5 steps a second: moving it by ``margin-left``
+re-laid-out the whole page 60 times a second, and five pages doing so in headless Chromium took three
+quarters of two cores from the kernels they were waiting for (``bench classroom --pages 5``: 545 of 702
+core-seconds); smoothly by ``transform``, ten pages waiting on a first step still took 476 of 766."""
 PHASE_HINTS = {
     "loading TensorFlow": "once per kernel: about 5 s on 2 cores; the dashboard shows without it",
     "compiling the first step": "a new model's first step is traced into a TensorFlow graph: "
