@@ -13,7 +13,9 @@ It is also the one place that keeps TensorFlow quiet: the log levels are set bef
 first imported, and the native start-up lines that no level silences (CUDA plugin registration,
 "failed call to cuInit" on machines without a GPU, oneDNN and CPU-instruction notices) are dropped
 while TensorFlow loads and finds its devices; anything else it prints is passed on, so a real
-problem is still shown. ``QGAN_TF_LOGS=1`` keeps everything (for bug reports).
+problem is still shown. ``QGAN_TF_LOGS=1`` keeps everything (for bug reports). ``QGAN_TF_DEFER_START=1``
+imports TensorFlow without starting its runtime, for a process that will ``fork()`` (see
+:func:`start_quietly`).
 """
 from __future__ import annotations
 

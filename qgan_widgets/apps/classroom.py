@@ -314,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     host = "127.0.0.1" if is_loopback(args.ip) else args.ip
     url = f"http://{host}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"classroom: serving {notebook.name} at {url} to at most {args.max_kernels} students "
-          f"({args.pool} warm kernels; a closed page's kernel ends {args.cull_after} s after it goes idle)",
+          f"({args.pool} warm kernels, " + ("each its own process" if args.no_fork else
+                                             "forked from one process that has imported TensorFlow")
+          + f"; a closed page's kernel ends {args.cull_after} s after it goes idle)",
           flush=True)
     if not args.no_prepare:
         which = f"latent sizes {', '.join(map(str, latents))}" if latents else "the default latent size"
