@@ -152,6 +152,7 @@ def test_five_students_open_train_and_leave(tmp_path):
     assert result["kernels_left"] == 0, (result["kernels_left"], (tmp_path / "classroom.log").read_text()[-3000:])
     assert not result["page_errors"], result["page_errors"]
     assert result["peak_kernels"] >= 5
+    assert result["forked_at_warm"] == 2  # the warm pool's kernels came from the fork server
     assert 0 < result["peak_pss_gib"] < 20
 
 

@@ -158,6 +158,20 @@ class Server:
     def kernels(self) -> int:
         return sum(map(_is_kernel, _tree(self.proc.pid)))
 
+    def forked_kernels(self) -> int:
+        """Kernels forked by the fork server (named ``KERNEL_NAME``), of :meth:`kernels`."""
+        import psutil
+
+        from qgan_widgets.apps.classroom_fork import KERNEL_NAME
+
+        def forked(proc) -> bool:
+            try:
+                return proc.name() == KERNEL_NAME
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                return False
+
+        return sum(map(forked, _tree(self.proc.pid)))
+
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text()[-n:] if self.log.exists() else ""
 
@@ -293,7 +307,8 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
     try:
         server.wait_listening()  # after the default VAE is prepared (loaded when cached)
         warm_s = server.wait_warm(pool)
-        say(f"  server warm ({pool} kernels rendered) after {warm_s:.0f} s")
+        forked_warm = server.forked_kernels()
+        say(f"  server warm ({pool} kernels rendered, {forked_warm} of them forked) after {warm_s:.0f} s")
         sampler.start()
         t0 = time.perf_counter()
         result = asyncio.run(_load(chromium, server.url, pages, train, timeout_s))
@@ -320,7 +335,7 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
     firsts = [s["first_samples_s"] for s in result["students"] if "first_samples_s" in s]
     full = result["full"]
     return {
-        "pages": pages, "pool": pool, "forked_kernels": fork, "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
+        "pages": pages, "pool": pool, "forked_kernels": fork, "forked_at_warm": forked_warm, "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
         "render_p50_s": percentile(renders, 0.5), "render_p95_s": percentile(renders, 0.95),
         "document_p50_s": percentile(documents, 0.5), "document_p95_s": percentile(documents, 0.95),
         "load_s": load_s, "cpu_server_s": cpu["server"], "cpu_browser_s": cpu["browser"],
