@@ -63,13 +63,23 @@ def _tree(pid: int) -> list:
         return []
 
 
+def _is_forked_kernel(proc) -> bool:
+    """A kernel forked by the fork server: it has the fork server's command line and its own name."""
+    import psutil
+
+    from qgan_widgets.apps.classroom_fork import KERNEL_NAME  # here: the module imports jupyter_client
+
+    try:
+        return proc.name() == KERNEL_NAME
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
 def _is_kernel(proc) -> bool:
     import psutil
 
-    from qgan_widgets.apps.classroom_fork import KERNEL_NAME
-
-    try:  # a forked kernel has the fork server's command line and its own name
-        return proc.name() == KERNEL_NAME or any("ipykernel" in part for part in proc.cmdline())
+    try:
+        return _is_forked_kernel(proc) or any("ipykernel" in part for part in proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -159,18 +169,8 @@ class Server:
         return sum(map(_is_kernel, _tree(self.proc.pid)))
 
     def forked_kernels(self) -> int:
-        """Kernels forked by the fork server (named ``KERNEL_NAME``), of :meth:`kernels`."""
-        import psutil
-
-        from qgan_widgets.apps.classroom_fork import KERNEL_NAME
-
-        def forked(proc) -> bool:
-            try:
-                return proc.name() == KERNEL_NAME
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                return False
-
-        return sum(map(forked, _tree(self.proc.pid)))
+        """Kernels forked by the fork server, of :meth:`kernels`."""
+        return sum(map(_is_forked_kernel, _tree(self.proc.pid)))
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text()[-n:] if self.log.exists() else ""
@@ -292,8 +292,8 @@ def percentile(values, q: float) -> float:
 def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int = 30, wait_gone: float = 60.0,
              timeout_s: float = 300.0, workdir: str | Path | None = None, say=print,
              fill_delay: float | None = None, fork: bool = True) -> dict:
-    """Start a classroom server (kernels forked from one process unless ``fork`` is False) capped at ``pages`` students, open ``pages`` pages at once (and press
-    Train on each if ``train``), ask for one page more (it must be refused as full), close them all and
+    """Start a classroom server (kernels forked from one process unless ``fork`` is False) capped at
+    ``pages`` students, open ``pages`` pages at once (and press Train on each if ``train``), ask for one page more (it must be refused as full), close them all and
     wait up to ``wait_gone`` s for every student's kernel to be culled. Returns the figures (see the module
     docstring) plus ``renders``, ``first_samples``, ``page_errors`` and the server's log tail on failure."""
     chromium = find_chromium()
@@ -335,7 +335,8 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
     firsts = [s["first_samples_s"] for s in result["students"] if "first_samples_s" in s]
     full = result["full"]
     return {
-        "pages": pages, "pool": pool, "forked_kernels": fork, "forked_at_warm": forked_warm, "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
+        "pages": pages, "pool": pool, "forked_kernels": fork, "forked_at_warm": forked_warm,
+        "cull_after_s": cull_after, "warm_after_s": warm_s, "fill_delay_s": fill_delay,
         "render_p50_s": percentile(renders, 0.5), "render_p95_s": percentile(renders, 0.95),
         "document_p50_s": percentile(documents, 0.5), "document_p95_s": percentile(documents, 0.95),
         "load_s": load_s, "cpu_server_s": cpu["server"], "cpu_browser_s": cpu["browser"],
