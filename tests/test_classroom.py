@@ -109,6 +109,11 @@ def test_the_page_template_serves_its_icons_and_fetches_nothing_from_the_interne
     files = sorted(p for p in template.rglob("*") if p.is_file())
     page = (template / "index.html.j2").read_text()
     assert "http" not in page.split("-#}", 1)[1]  # below the comment: no link anywhere
+    # Voila's loading logo spins at 60 frames a second: ten pages loading at once spent 3.5 core-s compositing
+    # it; the page overrides it (after Voila's CSS) with a few steps a second, and none under reduced motion
+    spinner = page.split("qgan_spinner.css()", 1)[1]
+    assert re.search(r"\.spinner \{ animation: rotation [\d.]+s steps\(\d\) infinite; \}", spinner)
+    assert re.search(r"prefers-reduced-motion: reduce\) \{ \.spinner \{ animation: none; \}", spinner)
     css = (template / "static" / "qgan-icons.css").read_text()
     fonts = re.findall(r'url\("([^"]+)"\)', css)
     assert fonts and all((template / "static" / f).stat().st_size > 10_000 for f in fonts)
