@@ -132,6 +132,27 @@ def test_the_page_template_serves_its_icons_and_fetches_nothing_from_the_interne
     assert classroom.voila_env({})["JUPYTER_PATH"] == str(classroom.TEMPLATE_ROOT)
 
 
+def test_the_load_counts_cpu_from_when_sampling_starts_not_from_the_servers_start_up():
+    import subprocess
+    import sys
+    import time
+
+    from qgan_widgets.apps.classroom_load import _Sampler
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\nprint('done', flush=True)\ntime.sleep(30)"
+    server = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+    try:
+        sampler = _Sampler(server.pid)  # made before the "server" warms up, as run_load does
+        assert server.stdout.readline().strip() == "done"  # 1 s of CPU spent warming up
+        sampler.start()
+        time.sleep(1.0)  # the "pages": the server is idle
+        sampler.stop()
+        assert sampler.cpu["server"] < 0.3  # before: the warm-up's second was counted to the pages
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_percentile_interpolates():
     assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.5) == 3.0
     assert percentile([1.0, 2.0], 0.95) == pytest.approx(1.95)

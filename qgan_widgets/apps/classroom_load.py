@@ -194,7 +194,14 @@ class _Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.peak, self.peak_kernels, self._halt = pid, 0.0, 0, threading.Event()
         self._used: dict[int, tuple[str, float]] = {}
+        self._base: dict[int, float] = {}
+
+    def start(self):
+        """Start sampling; CPU is counted from now (processes that exist now from what they have used so
+        far: before, the base was taken when the sampler was made, before the server warmed up, so the
+        warm pool's start-up was counted to the pages' load)."""
         self._base = {pid: used for pid, (_, used) in self._cpu_now().items()}
+        super().start()
 
     def _cpu_now(self) -> dict[int, tuple[str, float]]:
         import psutil
