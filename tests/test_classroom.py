@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,39 @@ def test_a_kernel_no_page_has_reached_is_not_culled_during_its_grace(monkeypatch
     km._started["k1"] -= 200.0
     asyncio.run(km.cull_kernel_if_idle("k1"))  # never connected but past the grace: Jupyter's rule
     assert culled == ["k2", "k1"]
+
+
+def test_a_closed_pages_kernel_is_culled_after_the_timeout_even_while_it_trains(monkeypatch):
+    """A run's progress messages keep a kernel 'active', so Jupyter's rule never culled a kernel whose page
+    closed mid-run; the page's absence for the timeout does."""
+    import asyncio
+
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from qgan_widgets.apps.classroom_kernels import ClassroomKernelManager
+
+    events = []
+
+    async def jupyters_rule(self, kernel_id):  # an active kernel: Jupyter's rule keeps it
+        events.append(("active, kept", kernel_id))
+
+    async def shutdown(self, kernel_id, now=False, restart=False):
+        events.append(("shut down", kernel_id))
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "cull_kernel_if_idle", jupyters_rule)
+    monkeypatch.setattr(AsyncMappingKernelManager, "shutdown_kernel", shutdown)
+    km = ClassroomKernelManager(connect_grace=100.0, cull_idle_timeout=30)
+    for k in ("open", "closed"):
+        km._kernels[k], km._kernel_connections[k], km._started[k] = object(), 0, time.monotonic()
+        km.notify_connect(k)
+    km.notify_disconnect("closed")
+    asyncio.run(km.cull_kernel_if_idle("closed"))  # closed just now: Jupyter's rule
+    km._page_left["closed"] -= 31.0  # 31 s later
+    asyncio.run(km.cull_kernel_if_idle("open"))  # its page is open: Jupyter's rule
+    asyncio.run(km.cull_kernel_if_idle("closed"))
+    assert events == [("active, kept", "closed"), ("active, kept", "open"), ("shut down", "closed")]
+    km.notify_connect("closed")  # a page that comes back before the culler: nothing to cull
+    assert km.page_gone_for("closed") is None
 
 
 def test_the_bench_reports_a_class_size_the_machine_cannot_serve_and_goes_on(monkeypatch, tmp_path, capsys):
