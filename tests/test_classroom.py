@@ -42,6 +42,55 @@ def test_the_command_refuses_bad_input_without_starting(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_the_classroom_has_its_kernels_train_behind_the_pages(monkeypatch):
+    from qgan_widgets.widgets.runner import TRAIN_NICE_ENV
+
+    seen = {}
+
+    class FakeVoila:
+        @staticmethod
+        def launch_instance(argv):
+            seen["nice"], seen["argv"] = os.environ.get(TRAIN_NICE_ENV), argv
+
+    env = {k: v for k, v in os.environ.items() if k != TRAIN_NICE_ENV}
+    monkeypatch.setattr(os, "environ", env)  # main sets variables for the server: keep them out of this process
+    monkeypatch.setattr(classroom, "_classroom_app", lambda: FakeVoila)
+    assert classroom.main(["--no-prepare", "--port", "8999"]) == 0
+    assert seen["nice"] == str(classroom.TRAIN_NICE) and "--port=8999" in seen["argv"]
+    env[TRAIN_NICE_ENV] = "0"  # a teacher's own setting is kept
+    classroom.main(["--no-prepare"])
+    assert seen["nice"] == "0"
+
+
+def test_a_kernel_that_trains_lowers_the_priority_of_all_its_threads():
+    """In a subprocess: a raised nice value cannot be lowered again (no privileges assumed)."""
+    import subprocess
+    import sys
+
+    probe = """
+import os, threading
+from qgan_widgets.widgets.runner import lower_priority, ExplorerError
+def nices():
+    return sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir('/proc/self/task')})
+stop = threading.Event()
+before = threading.Thread(target=stop.wait); before.start()
+assert lower_priority({}) is None and nices() == [0]
+for bad in ('ten', '25', '-5'):
+    try:
+        lower_priority({'QGAN_TRAIN_NICE': bad}); raise SystemExit('accepted ' + bad)
+    except ExplorerError as exc:
+        assert 'QGAN_TRAIN_NICE' in str(exc) and '0 to 19' in str(exc), exc
+assert nices() == [0]
+assert lower_priority({'QGAN_TRAIN_NICE': '7'}) == 7
+after = threading.Thread(target=stop.wait); after.start()
+print(nices(), flush=True)
+stop.set()
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[7]"  # the thread started before, this one and the one started after
+
+
 def test_students_are_the_kernels_beyond_the_ready_pool():
     import asyncio
 

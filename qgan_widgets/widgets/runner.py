@@ -29,7 +29,7 @@ from qgan_widgets.widgets.state import (
     ExplorerError, ExplorerState, check_value, critic_config, generator_config, latent_dim_of, run_key,
 )
 
-__all__ = ["Runner", "workspace_for", "CHECKPOINT_EVERY"]
+__all__ = ["Runner", "workspace_for", "lower_priority", "CHECKPOINT_EVERY", "TRAIN_NICE_ENV"]
 
 CHECKPOINT_EVERY = 100
 """Steps between checkpoints (Stop and the end of a run write one as well)."""
@@ -44,6 +44,42 @@ def prepare_time(fast: bool | None = None) -> str:
     from qgan_widgets import FAST
 
     return "about a minute" if (FAST if fast is None else fast) else "4-5 minutes"
+
+
+TRAIN_NICE_ENV = "QGAN_TRAIN_NICE"
+"""Environment variable: the nice value a kernel's threads take when it first trains (the classroom
+server sets it), so that on a shared machine the server and the kernels answering pages run before
+other students' training."""
+
+
+def lower_priority(env: dict | None = None) -> int | None:
+    """Give every thread of this process the nice value ``$QGAN_TRAIN_NICE`` (Linux: nice is per thread;
+    threads started later inherit it from their starter). Returns the value set, or None when the
+    variable is unset or the system refuses. Once raised, a nice value cannot be lowered again without
+    privileges, so a kernel that has trained stays at it: everything it does afterwards yields to the
+    server and to kernels that are opening pages, as its training did."""
+    value = (os.environ if env is None else env).get(TRAIN_NICE_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        nice = int(value)
+    except ValueError:
+        raise ExplorerError(f"${TRAIN_NICE_ENV} must be a whole number from 0 to 19, not {value!r}") from None
+    if not 0 <= nice <= 19:
+        raise ExplorerError(f"${TRAIN_NICE_ENV} must be a whole number from 0 to 19, not {nice}")
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]  # no /proc: this thread only
+    done = False
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+            done = True
+        except OSError:  # a thread that ended meanwhile, or a system that refuses
+            continue
+    return nice if done else None
 
 
 _TRAINING_LOADED = threading.Event()
@@ -199,6 +235,7 @@ class Runner:
             raise ExplorerError("a run is already in progress: pause it, stop it or wait for it to end")
         config = self.state.config()
         steps = config["steps"] if steps is None else check_value("steps", steps)
+        lower_priority()  # a classroom's kernels train behind its server and the kernels opening pages
         self.stop_event.clear()
         self.resume_event.set()
         self.error = None
