@@ -197,9 +197,8 @@ class _Sampler(threading.Thread):
         self._base: dict[int, float] = {}
 
     def start(self):
-        """Start sampling; CPU is counted from now (processes that exist now from what they have used so
-        far: before, the base was taken when the sampler was made, before the server warmed up, so the
-        warm pool's start-up was counted to the pages' load)."""
+        """Start sampling. CPU is counted from now, not from when the sampler was made: the server warms up
+        in between, and its warm pool's start-up is not the pages' load."""
         self._base = {pid: used for pid, (_, used) in self._cpu_now().items()}
         super().start()
 
@@ -300,8 +299,9 @@ def run_load(pages: int = 5, train: bool = True, pool: int = 2, cull_after: int 
              timeout_s: float = 300.0, workdir: str | Path | None = None, say=print,
              fill_delay: float | None = None, fork: bool = True) -> dict:
     """Start a classroom server (kernels forked from one process unless ``fork`` is False) capped at
-    ``pages`` students, open ``pages`` pages at once (and press Train on each if ``train``), ask for one page more (it must be refused as full), close them all and
-    wait up to ``wait_gone`` s for every student's kernel to be culled. Returns the figures (see the module
+    ``pages`` students, open ``pages`` pages at once (and press Train on each if ``train``), ask for one
+    page more (it must be refused as full), close them all and wait up to ``wait_gone`` s for every
+    student's kernel to be culled. Returns the figures (see the module
     docstring) plus ``renders``, ``first_samples``, ``page_errors`` and the server's log tail on failure."""
     chromium = find_chromium()
     if chromium is None:

@@ -61,12 +61,9 @@ def lower_priority(env: dict | None = None) -> int | None:
     value = (os.environ if env is None else env).get(TRAIN_NICE_ENV, "").strip()
     if not value:
         return None
-    try:
-        nice = int(value)
-    except ValueError:
-        raise ExplorerError(f"${TRAIN_NICE_ENV} must be a whole number from 0 to 19, not {value!r}") from None
+    nice = int(value) if value.isdecimal() else -1  # digits only: no sign, no point
     if not 0 <= nice <= 19:
-        raise ExplorerError(f"${TRAIN_NICE_ENV} must be a whole number from 0 to 19, not {nice}")
+        raise ExplorerError(f"${TRAIN_NICE_ENV} must be a whole number from 0 to 19, not {value!r}")
     try:
         tids = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
