@@ -202,6 +202,9 @@ def test_the_throughput_bench_rows_have_the_promised_keys(monkeypatch):
         assert r["trials_per_hour"] > 0 and math.isfinite(r["speedup"])
     assert rows[1]["num_qubits"] == 4 and rows[4]["num_qubits"] is None and rows[1]["speedup"] == 1.0
     assert rows[0]["speedup_vs_before"] == 1.0 and "speedup_vs_before" in rows[-1]
+    solo_s = 3600.0 / rows[1]["trials_per_hour"]  # one by one's seconds per trial over steps + eval (0.2 + 0.3)
+    assert rows[3]["speedup_without_startup"] == pytest.approx(solo_s / 0.5)
+    assert rows[1]["speedup_without_startup"] == pytest.approx(solo_s / 0.5)
     assert "| q4" in throughput.format_table(rows)
     with pytest.raises(ValueError, match="--generators: unknown q5"):
         throughput.throughput_main(type("A", (), {"generators": "q5", "sizes": "1", "solo_trials": 1,

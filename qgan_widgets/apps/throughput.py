@@ -12,6 +12,11 @@ time goes per trial:
 ``eval_s``        evaluations (decoding and scoring the samples: compute that grows with the trials)
 ``other_s``       building models and summarising
 
+``x without start-up`` (JSON ``speedup_without_startup``) is what a row's ratio would be if its start-up
+(first step and other) cost nothing: one by one's seconds per trial over the row's steps + eval. For an
+ensemble it bounds what removing start-up can gain: what is left is each member's own arithmetic (its
+circuits, its critic's updates, decoding and classifying its tiles) and the steps' fixed costs.
+
 Sweeps score decoded images only in the evaluations a trial's record uses (the stability window; see
 :func:`qgan_widgets.study.runner.first_judged_step`); one row per generator runs one by one with image
 scores at every evaluation, as sweeps did before (``x before``: the speed-up against it).
@@ -90,6 +95,7 @@ def run_throughput_bench(generators=("q4", "q8", "classical"), sizes=DEFAULT_SIZ
                              and r["images_at_every_evaluation"] is flag) for flag in (False, True))
         row["speedup"] = row["trials_per_hour"] / solo["trials_per_hour"]
         row["speedup_vs_before"] = row["trials_per_hour"] / before["trials_per_hour"]
+        row["speedup_without_startup"] = (3600.0 / solo["trials_per_hour"]) / (row["steps_s"] + row["eval_s"])
     return rows
 
 
@@ -107,11 +113,13 @@ def _line(row: dict) -> str:
 
 
 def format_table(rows) -> str:
-    head = ["generator", "how", "trials/h", "x one by one", "x before", "first step s", "steps s", "eval s", "other s"]
+    head = ["generator", "how", "trials/h", "x one by one", "x before", "x without start-up", "first step s", "steps s",
+            "eval s", "other s"]
     lines = [head]
     for r in rows:
         lines.append([r["generator"], _how(r), f"{r['trials_per_hour']:.0f}", f"{r.get('speedup', float('nan')):.2f}",
                       f"{r.get('speedup_vs_before', float('nan')):.2f}",
+                      f"{r.get('speedup_without_startup', float('nan')):.2f}",
                       f"{r['first_step_s']:.2f}", f"{r['steps_s']:.2f}", f"{r['eval_s']:.2f}", f"{r['other_s']:.2f}"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |" for line in lines]
