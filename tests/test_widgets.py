@@ -496,6 +496,26 @@ def test_presets_train_both_runs_and_compare_them(workspace, tmp_path):
         ex.run_preset("x")
 
 
+def test_the_seeds_preset_trains_three_seeds_and_says_their_spread(workspace, tmp_path):
+    from qgan_widgets.widgets import compare
+
+    ex = make(workspace, tmp_path, steps=6, eval_every=2, seed=5)
+    configs = ex.run_preset("3 seeds", sync=True)
+    assert [c["seed"] for c in configs] == [5, 6, 7]
+    assert all({**c, "seed": 0} == {**configs[0], "seed": 0} for c in configs)  # nothing else differs
+    runs = ex.state.runs
+    assert [r["config"]["seed"] for r in runs] == [5, 6, 7] and ex.state.overlay == [1, 2, 3]
+    excess = [r["fd_excess"] for r in runs]
+    assert len(set(excess)) == 3, excess  # three seeds, three different runs
+    spread = f"{max(excess) - min(excess):.3g}"
+    assert "runs #1, #2 and #3 are overlaid" in ex.state.message and f"a spread of {spread}" in ex.state.message
+    assert [c["seed"] for c in compare.preset_configs("3 seeds", {**ex.state.config(), "seed": 2**31 - 1})] == [
+        2**31 - 3, 2**31 - 2, 2**31 - 1]  # the largest seed: the three up to it
+    one = [{"fd_excess": 1.0, "stable": None}, {"fd_excess": float("nan"), "stable": None}]
+    assert "too few evaluations" in compare.seed_spread(one)
+    assert "not judged" in compare.seed_spread([{"fd_excess": 1.0, "stable": None}, {"fd_excess": 2.0, "stable": True}])
+
+
 def test_long_waits_show_progress_and_the_previous_run_is_marked_stale(workspace, tmp_path):
     """Issue 17, progress and honesty: the data is named before the first Train; the first (tracing)
     step shows a progress bar with its elapsed time; while a new run is prepared the previous run's

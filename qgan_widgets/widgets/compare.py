@@ -4,7 +4,8 @@ Every run the Explorer trains is kept as a small record (:func:`run_record`: its
 counts, the FD's excess over the reconstruction floor at the end and whether it ended stable, its FD
 curve and last sample grid), so a student can overlay earlier FD curves on the current one, put two
 runs' samples side by side, and read all runs in one table (:func:`runs_table_html`). The presets
-(:data:`PRESETS`) are the comparisons the notebooks teach, each two runs that differ in one thing.
+(:data:`PRESETS`) are the comparisons the notebooks teach, each two runs that differ in one thing, and
+three seeds of one setting, whose spread says how much any single-run comparison can tell.
 :func:`export_zip` packs a run (its settings, records and sample grids) for the browser to download
 (:func:`download_html`): a student cannot open a path on the server.
 """
@@ -20,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qgan_widgets.widgets.state import ExplorerError, check_config, check_value, parameter_counts
+from qgan_widgets.widgets.state import MAX_SEED, ExplorerError, check_config, check_value, parameter_counts
 
-__all__ = ["PRESETS", "STABILITY", "run_record", "run_label", "preset_configs", "runs_table_html", "export_zip",
-           "download_html"]
+__all__ = ["PRESETS", "STABILITY", "run_record", "run_label", "preset_configs", "seed_spread", "runs_table_html",
+           "export_zip", "download_html"]
 
 STABILITY = {"window": 3, "max_rel_spread": 0.5, "min_excess_share": 1.0}
 """How a run's end is judged (as the capacity study judges a trial): over its last 3 image evaluations,
@@ -33,15 +34,22 @@ PRESETS = {
     "critic 4 vs 128": "the same generator against a weak and a strong critic (notebook 07)",
     "quantum vs classical, equal size": "a quantum generator and the classical one closest in parameters (notebook 05)",
     "layers 1 vs 4": "a shallow and a deeper quantum circuit against one critic (notebook 06)",
+    "3 seeds": "the same settings with three seeds: how far apart runs land by chance alone (read any "
+               "comparison against this spread)",
 }
-"""The comparisons the notebooks ask for: name -> what it shows. Each is two runs (:func:`preset_configs`)."""
+"""The comparisons the notebooks ask for: name -> what it shows. Each is two runs (:func:`preset_configs`),
+``"3 seeds"`` three."""
 
 
 def preset_configs(name: str, config: dict) -> list[dict]:
-    """The two settings of preset ``name`` derived from ``config`` (the rest of the settings stay)."""
+    """The settings of preset ``name`` derived from ``config`` (the rest of the settings stay): two runs, or
+    for ``"3 seeds"`` the seed and the next two (the three before it at the largest seed)."""
     if name not in PRESETS:
         raise ExplorerError(f"preset: {name!r} is not one of {', '.join(PRESETS)}")
-    if name == "critic 4 vs 128":
+    if name == "3 seeds":
+        first = min(int(config["seed"]), MAX_SEED - 2)
+        pair = [{"seed": first + i} for i in range(3)]
+    elif name == "critic 4 vs 128":
         pair = [{"critic_width": 4}, {"critic_width": 128}]
     elif name == "layers 1 vs 4":
         pair = [{"kind": "quantum", "num_layers": 1}, {"kind": "quantum", "num_layers": 4}]
@@ -90,6 +98,22 @@ def run_record(number: int, config: dict, evals: list[dict], floor: float, statu
             "fd_excess": excess, "floor": float(floor), "stable": stable, "stability": why, "curve": curve,
             "samples": None if samples is None else np.asarray(samples), "sample_step": int(sample_step),
             "run_dir": str(run_dir)}
+
+
+def seed_spread(runs: list[dict]) -> str:
+    """One sentence on how far apart runs that differ only in seed landed: their FD excess over the floor,
+    its range, and how many ended stable (the ``"3 seeds"`` preset's verdict)."""
+    values = [r["fd_excess"] for r in runs if math.isfinite(r["fd_excess"])]
+    if len(values) < 2:
+        return ("too few evaluations to compare the seeds' FD: train more steps (or evaluate more often) "
+                "and run the preset again")
+    parts = ", ".join(f"{v:+.3g}" for v in values)
+    if any(r["stable"] is None for r in runs):
+        stability = "stability not judged: fewer than two image evaluations"
+    else:
+        stability = f"{sum(1 for r in runs if r['stable'])} of {len(runs)} stable"
+    return (f"FD excess over the floor {parts}: a spread of {max(values) - min(values):.3g} from the seed "
+            f"alone ({stability}); two single runs that differ by less than this cannot be told apart")
 
 
 def runs_table_html(runs: list[dict]) -> str:

@@ -272,10 +272,11 @@ class Explorer:
 
     # -- comparing runs --------------------------------------------------------------------------
     def run_preset(self, name: str, sync: bool = False) -> list[dict]:
-        """Train the two runs of preset ``name`` (:data:`~qgan_widgets.widgets.compare.PRESETS`) one after
-        the other from the current settings, each a new run of ``steps`` steps, then overlay the first's FD
-        on the second's and show their samples side by side. In a worker thread (returns at once) unless
-        ``sync``; returns the two settings."""
+        """Train the runs of preset ``name`` (:data:`~qgan_widgets.widgets.compare.PRESETS`; two, or three for
+        ``"3 seeds"``) one after the other from the current settings, each a new run of ``steps`` steps, then
+        overlay their FD curves and show the first two runs' samples side by side; ``"3 seeds"`` also says
+        how far apart the three runs' FD excess landed. In a worker thread (returns at once) unless ``sync``;
+        returns the settings."""
         if self.runner.busy:
             raise ExplorerError("a run is in progress: stop it or wait for it to end before a preset")
         configs = compare.preset_configs(name, self.state.config())
@@ -300,9 +301,14 @@ class Explorer:
                 self.state.message = f"preset '{name}' ended after run {i + 1}: the run was {self.state.status}"
                 return
             done.append(self.state.runs[-1]["number"])
-        self.compare(*done)
-        self.state.message = (f"preset '{name}': runs #{done[0]} and #{done[1]} are overlaid and shown side by "
-                              "side below")
+        self.compare(done[0], done[1])
+        self.compare_controls["overlay"].value = tuple(sorted(done))
+        runs = ", ".join(f"#{n}" for n in done[:-1]) + f" and #{done[-1]}"
+        message = f"preset '{name}': runs {runs} are overlaid"
+        message += " and shown side by side below" if len(done) == 2 else f", #{done[0]} and #{done[1]} side by side below"
+        if name == "3 seeds":
+            message += "; " + compare.seed_spread([r for r in self.state.runs if r["number"] in done])
+        self.state.message = message
 
     def compare(self, first: int, second: int) -> None:
         """Overlay run ``first``'s FD on the plot (with run ``second`` current or overlaid too) and show both
@@ -448,8 +454,8 @@ class Explorer:
         k["preset"].tooltip = "; ".join(f"{n}: {t}" for n, t in compare.PRESETS.items())
         for name, control in k.items():
             control.add_class(f"qgan-compare-{name}")
-        b["preset"] = W.Button(description="Run preset", tooltip="train the preset's two runs one after the "
-                                                                 "other, then compare them")
+        b["preset"] = W.Button(description="Run preset", tooltip="train the preset's runs (two; three seeds "
+                                                                 "for '3 seeds') one after the other, then compare them")
         b["export"] = W.Button(description="Export run", tooltip="download the current run: settings, records "
                                                                  "and sample grids as a zip")
         b["projector"] = W.ToggleButton(description="Projector", icon="desktop", value=False,

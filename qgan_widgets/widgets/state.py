@@ -20,7 +20,7 @@ from qgan_widgets.models.capacity import classical_count_parameters
 
 __all__ = ["ExplorerState", "ExplorerError", "defaults", "check_value", "check_config", "CONFIG_KEYS",
            "LOCKED_KEYS", "ACTIVE", "STATUSES", "LABELS", "MAX_QUBITS", "MAX_LAYERS", "MAX_WIDTH",
-           "MAX_STEPS", "MIN_LEARNING_RATE"]
+           "MAX_STEPS", "MAX_SEED", "MIN_LEARNING_RATE"]
 
 
 class ExplorerError(ValueError):
@@ -35,6 +35,7 @@ MAX_QUBITS = 12
 MAX_LAYERS = 8
 MAX_WIDTH = 1024
 MAX_STEPS = 100_000
+MAX_SEED = 2**31 - 1
 MIN_LEARNING_RATE = 1e-6
 KINDS = ("quantum", "classical")
 SAMPLE_VIEWS = ("rgb", "ndvi")
@@ -58,7 +59,7 @@ LOCKED_KEYS = tuple(k for k in CONFIG_KEYS if k not in ("steps", "view"))
 _INT_LIMITS = {
     "num_qubits": (1, MAX_QUBITS), "num_layers": (1, MAX_LAYERS), "hidden_width": (1, MAX_WIDTH),
     "critic_width": (1, MAX_WIDTH), "critic_depth": (1, 8), "steps": (1, MAX_STEPS),
-    "batch_size": (2, 4096), "n_critic": (1, 50), "eval_every": (1, MAX_STEPS), "seed": (0, 2**31 - 1),
+    "batch_size": (2, 4096), "n_critic": (1, 50), "eval_every": (1, MAX_STEPS), "seed": (0, MAX_SEED),
 }
 _CHOICES = {"kind": KINDS, "entangler": ENTANGLERS, "readout": READOUTS, "backend": TRAINABLE_BACKENDS,
             "view": SAMPLE_VIEWS}
