@@ -11,8 +11,9 @@ On one TensorFlow thread (as a sweep's Ray task), with the quick sweep's setting
 - decoding and classifying one member's 500 evaluation tiles (a judged evaluation: five per trial).
 
 The pieces are timed side by side in rounds (each round ``--calls`` calls of every piece in turn): the median
-of the round medians, and their range. The programs are warm (as in a sweep's long-lived worker). ``python -m qgan_widgets bench sweep`` is the project's benchmark; this says what its columns
-are made of. Figures on a shared machine are indicative: run it twice.
+of the round medians, and their range. The programs are warm (as in a sweep's long-lived worker).
+``python -m qgan_widgets bench sweep`` is the project's benchmark; this says what its columns are made of.
+Figures on a shared machine are indicative: run it twice.
 """
 from __future__ import annotations
 

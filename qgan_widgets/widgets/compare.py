@@ -34,8 +34,8 @@ PRESETS = {
     "critic 4 vs 128": "the same generator against a weak and a strong critic (notebook 07)",
     "quantum vs classical, equal size": "a quantum generator and the classical one closest in parameters (notebook 05)",
     "layers 1 vs 4": "a shallow and a deeper quantum circuit against one critic (notebook 06)",
-    "3 seeds": "the same settings with three seeds: how far apart runs land by chance alone (read any "
-               "comparison against this spread)",
+    "3 seeds": "the same settings with three seeds: how far apart runs land by chance alone, the spread any "
+               "comparison must beat (notebook 07)",
 }
 """The comparisons the notebooks ask for: name -> what it shows. Each is two runs (:func:`preset_configs`),
 ``"3 seeds"`` three."""

@@ -301,8 +301,7 @@ class Explorer:
                 self.state.message = f"preset '{name}' ended after run {i + 1}: the run was {self.state.status}"
                 return
             done.append(self.state.runs[-1]["number"])
-        self.compare(done[0], done[1])
-        self.compare_controls["overlay"].value = tuple(sorted(done))
+        self.compare(*done)
         runs = ", ".join(f"#{n}" for n in done[:-1]) + f" and #{done[-1]}"
         message = f"preset '{name}': runs {runs} are overlaid"
         message += " and shown side by side below" if len(done) == 2 else f", #{done[0]} and #{done[1]} side by side below"
@@ -310,15 +309,15 @@ class Explorer:
             message += "; " + compare.seed_spread([r for r in self.state.runs if r["number"] in done])
         self.state.message = message
 
-    def compare(self, first: int, second: int) -> None:
-        """Overlay run ``first``'s FD on the plot (with run ``second`` current or overlaid too) and show both
-        runs' last samples side by side (run numbers of the table)."""
+    def compare(self, first: int, second: int, *others: int) -> None:
+        """Overlay the FD of runs ``first``, ``second`` and any ``others`` on the plot (the current run is drawn
+        anyway) and show the first two runs' last samples side by side (run numbers of the table)."""
         numbers = {r["number"] for r in self.state.runs}
-        for n in (first, second):
+        for n in (first, second, *others):
             if n not in numbers:
                 raise ExplorerError(f"compare: there is no run #{n} (runs: {', '.join(f'#{m}' for m in sorted(numbers))})")
         k = self.compare_controls  # its options follow state.runs (_render_runs observes it)
-        k["overlay"].value = tuple(sorted({first, second}))  # the control sets state.overlay
+        k["overlay"].value = tuple(sorted({first, second, *others}))  # the control sets state.overlay
         k["first"].value, k["second"].value = first, second
         self._renderer.request("pair", urgent=True)
 
